@@ -1,0 +1,1 @@
+"""Grafana dashboards as code, built from the schema and the signal catalogue (issue #7)."""
