@@ -11,6 +11,7 @@ what `smeltwatch collect discover` writes for a real server.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -311,7 +312,7 @@ class Plant(_Strict):
                 start = datetime.combine(d, shift.start, tzinfo=zone)
                 candidates.append((start, shift.name))
         candidates.sort()
-        for (start, name), (end, _) in zip(candidates, candidates[1:], strict=False):
+        for (start, name), (end, _) in itertools.pairwise(candidates):
             if start <= local < end:
                 return name, start.astimezone(UTC), end.astimezone(UTC)
         raise AssertionError("unreachable: three days of shifts cover any instant")
@@ -328,7 +329,7 @@ def _cross_check(plant: Plant) -> Iterator[str]:
     yield from _unique("areas", [a.id for a in plant.areas])
     source_ids = {s.id for s in plant.sources}
     area_ids = {a.id for a in plant.areas}
-    equipment_paths = set()
+    equipment_paths: set[str] = set()
     for area in plant.areas:
         yield from _unique(f"areas[{area.id}].equipment", [e.id for e in area.equipment])
         equipment_paths.update(f"{area.id}/{e.id}" for e in area.equipment)

@@ -56,7 +56,7 @@ def load_plant(path: Path | str) -> Plant:
 
 def parse_plant(text: str, path: Path | str = "<plant>") -> Plant:
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: no code runs
     except yaml.YAMLError as exc:
         raise PlantConfigError(path, [f"not valid YAML: {exc}"]) from None
     if not isinstance(data, dict):
@@ -71,6 +71,7 @@ def _describe(err: Any, data: Any) -> str:
     loc = tuple(err["loc"])
     where = _readable_path(loc, data) or "(top level)"
     if err["type"] == "extra_forbidden":
+        where = _readable_path(loc[:-1], data) or "(top level)"
         allowed = _allowed_keys(loc[:-1])
         hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
         return f"{where}: unknown key {loc[-1]!r}{hint}"

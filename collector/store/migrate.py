@@ -20,7 +20,8 @@ from collector.store.database import connect
 
 log = logging.getLogger(__name__)
 
-_FILE = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+?)(?:\.(?P<variant>apache|licensed))?\.sql$")
+_FILE = re.compile(
+    r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+?)(?:\.(?P<variant>apache|licensed))?\.sql$")
 # Any constant: serialises concurrent `db migrate` runs against one database.
 _LOCK_KEY = 0x5E17_0A7C
 

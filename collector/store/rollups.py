@@ -13,20 +13,21 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 from collector.store.database import connect
 
 log = logging.getLogger(__name__)
 HOUR = timedelta(hours=1)
 
-_RECOMPUTE = """
+_DELETE = sql.SQL("delete from {table} where bucket >= %s and bucket < %s")
+_RECOMPUTE = sql.SQL("""
 insert into {table} (bucket, tag_id, n, avg_value, min_value, max_value, first_value, last_value)
 select time_bucket(%(width)s::interval, time), tag_id, count(*), avg(value), min(value),
        max(value), first(value, time), last(value, time)
 from samples
 where time >= %(start)s and time < %(end)s and quality = 0
-group by 1, 2"""
+group by 1, 2""")
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,9 @@ async def _refresh_tables(conn: AsyncConnection) -> RefreshResult:
         ranges = contiguous(await _take_dirty(conn))
         for start, end in ranges:
             for table, width in (("samples_1m", "1 minute"), ("samples_1h", "1 hour")):
-                await conn.execute(f"delete from {table} where bucket >= %s and bucket < %s",
-                                   (start, end))
-                await conn.execute(_RECOMPUTE.format(table=table),
+                name = sql.Identifier(table)
+                await conn.execute(_DELETE.format(table=name), (start, end))
+                await conn.execute(_RECOMPUTE.format(table=name),
                                    {"width": width, "start": start, "end": end})
     return RefreshResult(sum(int((e - s) / HOUR) for s, e in ranges), ranges)
 

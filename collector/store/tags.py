@@ -22,15 +22,19 @@ class TagRegistry:
     def __init__(self) -> None:
         self._tags: dict[tuple[str, str], Tag] = {}
 
-    def get(self, asset: str, signal: str) -> Tag | None:
-        return self._tags.get((asset, signal))
+    def lookup(self, key: tuple[str, str]) -> Tag | None:
+        """(asset, signal) → Tag, or None if not registered yet (hot path: a dict lookup)."""
+        return self._tags.get(key)
 
-    async def register(self, conn: AsyncConnection, keys: set[tuple[str, str]]) -> dict[
+    async def register(self, conn: AsyncConnection, keys: list[tuple[str, str]]) -> dict[
             tuple[str, str], str]:
-        """Register the catalogued keys not cached yet; returns {key: reason} for the rest."""
+        """Register the catalogued keys not cached yet, in the order given; returns
+        {key: reason} for those that cannot be registered."""
         rejected: dict[tuple[str, str], str] = {}
         wanted: list[tuple[str, str, str, str]] = []
-        for asset, name in keys - self._tags.keys():
+        for asset, name in keys:
+            if (asset, name) in self._tags:
+                continue
             entry = signals.CATALOGUE.get(name)
             if entry is None:
                 rejected[(asset, name)] = str(signals.UnknownSignalError(name))

@@ -3,12 +3,19 @@
 Per batch, in one transaction:
   1. readings that cannot be stored (unknown signal, naive time, NaN or out-of-range value
      with Good status) become dead_letters rows with the reason;
-  2. the rest go by binary COPY into a temporary staging table, then
-     `INSERT … SELECT … ON CONFLICT DO NOTHING` into the samples hypertable;
-  3. only if some rows were already there, a *different* value at an existing (tag, time) is
-     recorded in sample_conflicts (the stored value stays);
-  4. the hours the batch touched are marked for the rollup refresh.
-The same batch written twice leaves the same rows: writes are idempotent.
+  2. the rest are written by binary COPY:
+     - fast path: straight into the samples hypertable, inside a savepoint. The unique
+       (tag_id, time) index makes this safe: if any row is already stored, the COPY fails
+       as a whole, the savepoint rolls back and the batch takes the staging path;
+     - staging path: COPY into a temporary staging table, then
+       `INSERT … SELECT … ON CONFLICT DO NOTHING` into samples; only if some rows were
+       already there, a *different* value at an existing (tag, time) is recorded in
+       sample_conflicts (the stored value stays);
+  3. the hours the batch touched are marked for the rollup refresh.
+The same batch written twice leaves the same rows: writes are idempotent. INSERT … ON CONFLICT
+into a hypertable is slower than COPY (measured in bench/ingest_writer.py), which is why the
+fast path exists; after a batch that overlapped stored data (a replay, a spool drain), the
+writer stays on the staging path until a batch comes through without any overlap.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ create temp table if not exists samples_stage (
 ) on commit delete rows"""
 STAGE_COPY = ("copy samples_stage (time, tag_id, value, quality, status_code, server_time) "
               "from stdin (format binary)")
+DIRECT_COPY = ("copy samples (time, tag_id, value, quality, status_code, server_time) "
+               "from stdin (format binary)")
 STAGE_TYPES = ["timestamptz", "int4", "float8", "int2", "int8", "timestamptz"]
 INSERT_FROM_STAGE = """
 insert into samples (time, tag_id, value, quality, status_code, server_time)
@@ -53,7 +62,7 @@ from samples_stage s join samples x on x.tag_id = s.tag_id and x.time = s.time
 where x.value is distinct from s.value or x.quality <> s.quality"""
 MARK_DIRTY = """
 insert into rollup_dirty (hour)
-select distinct date_trunc('hour', time) from samples_stage
+select to_timestamp(h * 3600) from unnest(%s::bigint[]) as h
 on conflict do nothing"""
 
 Row = tuple[datetime, int, float | None, int, int, datetime | None]
@@ -62,8 +71,8 @@ Row = tuple[datetime, int, float | None, int, int, datetime | None]
 @dataclass
 class WriteResult:
     inserted: int = 0
-    duplicates: int = 0      # already stored with the same value: nothing to do
-    conflicts: int = 0       # already stored with another value: kept aside
+    duplicates: int = 0      # already stored (or twice in the batch) with the same value
+    conflicts: int = 0       # already stored (or earlier in the batch) with another value
     dead_lettered: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
@@ -82,6 +91,7 @@ class StoreWriter:
         self._settings = settings or StoreSettings()
         self._pool: AsyncConnectionPool = make_pool(self._settings, configure=_create_stage)
         self._tags = TagRegistry()
+        self._optimistic = True  # try the direct COPY first (see the module docstring)
 
     async def open(self) -> None:
         try:
@@ -110,27 +120,22 @@ class StoreWriter:
             raise unavailable(url, exc) from exc
 
     async def _write(self, conn: AsyncConnection, readings: Sequence[Reading]) -> WriteResult:
-        rejected_keys = await self._tags.register(
-            conn, {(r.asset, r.signal) for r in readings
-                   if self._tags.get(r.asset, r.signal) is None})
-        rows, rejected, in_batch_conflicts, duplicates = self._rows(readings, rejected_keys)
-        result = WriteResult(duplicates=duplicates)
+        rows, rejected, unregistered = self._rows(readings)
+        if unregistered:  # first sight of these tags: register them, then take their rows
+            reasons = await self._tags.register(
+                conn, list(dict.fromkeys((r.asset, r.signal) for r in unregistered)))
+            more_rows, more_rejected, still = self._rows(unregistered)
+            rows += more_rows
+            rejected += more_rejected
+            rejected += [_Rejected(r, reasons.get((r.asset, r.signal), "tag not registered"))
+                         for r in still]
+        result = WriteResult()
         if rows:
-            async with conn.cursor() as cur:
-                async with cur.copy(STAGE_COPY) as copy:
-                    copy.set_types(STAGE_TYPES)
-                    for row in rows:
-                        await copy.write_row(row)
-                await cur.execute(INSERT_FROM_STAGE)
-                result.inserted = cur.rowcount
-                if result.inserted < len(rows):
-                    await cur.execute(RECORD_CONFLICTS, (_origin(readings),))
-                    result.conflicts = cur.rowcount
-                    result.duplicates += len(rows) - result.inserted - result.conflicts
-                await cur.execute(MARK_DIRTY)
-        if in_batch_conflicts:
-            await self._record_in_batch_conflicts(conn, in_batch_conflicts)
-            result.conflicts += len(in_batch_conflicts)
+            if not (self._optimistic and await self._copy_direct(conn, rows, result)):
+                await self._copy_staged(conn, rows, _origin(readings), result)
+                self._optimistic = result.inserted == len(rows)
+            hours = list({int(t.timestamp()) // 3600 for t in {row[0] for row in rows}})
+            await conn.execute(MARK_DIRTY, (hours,))
         if rejected:
             await write_dead_letters(conn, rejected)
             result.dead_lettered = len(rejected)
@@ -138,54 +143,63 @@ class StoreWriter:
                 result.reasons[item.reason] = result.reasons.get(item.reason, 0) + 1
         return result
 
-    def _rows(self, readings: Sequence[Reading], rejected_keys: dict[tuple[str, str], str]
-              ) -> tuple[list[Row], list[_Rejected], list[tuple[Row, Row, str]], int]:
-        """Hot path: one pass, no allocation beyond the row tuples."""
-        chosen: dict[tuple[int, datetime], Row] = {}
+    def _rows(self, readings: Sequence[Reading]
+              ) -> tuple[list[Row], list[_Rejected], list[Reading]]:
+        """Hot path, one pass: (rows to store, rejected, readings whose tag is not known yet)."""
+        rows: list[Row] = []
         rejected: list[_Rejected] = []
-        conflicts: list[tuple[Row, Row, str]] = []
-        duplicates = 0
+        unregistered: list[Reading] = []
+        lookup = self._tags.lookup
         good = Quality.GOOD
         for r in readings:
-            tag = self._tags.get(r.asset, r.signal)
+            tag = lookup((r.asset, r.signal))
             if tag is None:
-                rejected.append(_Rejected(r, rejected_keys.get(
-                    (r.asset, r.signal), "tag could not be registered")))
+                unregistered.append(r)
                 continue
             t = r.time
             if t.tzinfo is None:
                 rejected.append(_Rejected(r, "naive source timestamp (no time zone)"))
                 continue
             v = r.value
-            if v is not None and not (tag.low <= v <= tag.high):
-                if r.quality == good or math.isfinite(v):
-                    rejected.append(_Rejected(r, _range_reason(v, tag.low, tag.high)))
-                    continue
-                v = None  # NaN/inf under a Bad or Uncertain status: keep the status only
-            elif v is None and r.quality == good:
+            if v is not None:
+                if not (tag.low <= v <= tag.high):
+                    if r.quality == good or math.isfinite(v):
+                        rejected.append(_Rejected(r, _range_reason(v, tag.low, tag.high)))
+                        continue
+                    v = None  # NaN/inf under a Bad or Uncertain status: keep the status only
+            elif r.quality == good:
                 rejected.append(_Rejected(r, "Good status without a value"))
                 continue
-            row: Row = (t, tag.tag_id, v, int(r.quality), r.status_code, r.server_time)
-            key = (tag.tag_id, t)
-            first = chosen.get(key)
-            if first is None:
-                chosen[key] = row
-            elif first[2] == row[2] and first[3] == row[3]:
-                duplicates += 1
-            else:
-                conflicts.append((first, row, r.origin))
-        return list(chosen.values()), rejected, conflicts, duplicates
+            rows.append((t, tag.tag_id, v, r.quality, r.status_code, r.server_time))
+        return rows, rejected, unregistered
 
     @staticmethod
-    async def _record_in_batch_conflicts(conn: AsyncConnection,
-                                         conflicts: list[tuple[Row, Row, str]]) -> None:
+    async def _copy_direct(conn: AsyncConnection, rows: list[Row], result: WriteResult) -> bool:
+        """COPY straight into samples; False (and nothing written) if any row exists already."""
+        try:
+            async with conn.transaction(), conn.cursor() as cur, cur.copy(DIRECT_COPY) as copy:
+                copy.set_types(STAGE_TYPES)
+                for row in rows:
+                    await copy.write_row(row)
+        except psycopg.errors.UniqueViolation:
+            return False
+        result.inserted = len(rows)
+        return True
+
+    @staticmethod
+    async def _copy_staged(conn: AsyncConnection, rows: list[Row], origin: str,
+                           result: WriteResult) -> None:
         async with conn.cursor() as cur:
-            await cur.executemany(
-                "insert into sample_conflicts (time, tag_id, stored_value, stored_quality, "
-                "offered_value, offered_quality, offered_status, origin) "
-                "values (%s, %s, %s, %s, %s, %s, %s, %s)",
-                [(new[0], new[1], first[2], first[3], new[2], new[3], new[4], origin)
-                 for first, new, origin in conflicts])
+            async with cur.copy(STAGE_COPY) as copy:
+                copy.set_types(STAGE_TYPES)
+                for row in rows:
+                    await copy.write_row(row)
+            await cur.execute(INSERT_FROM_STAGE)
+            result.inserted = cur.rowcount
+            if result.inserted < len(rows):
+                await cur.execute(RECORD_CONFLICTS, (origin,))
+                result.conflicts = cur.rowcount
+                result.duplicates += len(rows) - result.inserted - result.conflicts
 
 
 async def _create_stage(conn: AsyncConnection) -> None:
