@@ -24,8 +24,8 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from collector.contracts import Reading, load_plant  # noqa: E402
-from collector.store import StoreSettings, StoreWriter, migrate  # noqa: E402
+from collector.contracts import Reading, load_plant
+from collector.store import StoreSettings, StoreWriter, migrate
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

@@ -22,7 +22,7 @@ def zone_temp(seconds: int, value: float, quality: Quality = Quality.GOOD) -> Re
 async def rollup(url: str, table: str) -> list[tuple[object, ...]]:
     async with await psycopg.AsyncConnection.connect(url) as conn:
         cur = await conn.execute(
-            f"select bucket, n, avg_value, min_value, max_value, first_value, last_value "  # noqa: S608
+            f"select bucket, n, avg_value, min_value, max_value, first_value, last_value "
             f"from {table} order by bucket")
         return await cur.fetchall()
 

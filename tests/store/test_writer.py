@@ -55,7 +55,8 @@ async def test_different_value_at_a_stored_instant_is_a_conflict_not_an_overwrit
         == [(12.0, 99.0, "test")]
 
 
-async def test_conflict_inside_one_batch_keeps_the_first_and_records_the_other(store_settings: StoreSettings) -> None:
+async def test_conflict_inside_one_batch_keeps_the_first_and_records_the_other(
+        store_settings: StoreSettings) -> None:
     async with StoreWriter(store_settings) as writer:
         result = await writer.put([vacuum(0, 12.0), vacuum(0, 12.0), vacuum(0, 15.0)])
     assert (result.inserted, result.duplicates, result.conflicts) == (1, 1, 1)
