@@ -104,11 +104,19 @@ class FurnaceSim:
     faults: list[Fault] = field(default_factory=list)
     gas_flow_nm3_h: float = 0.0
     fouling: float = 0.0
+    started: bool = False
 
     def step(self, t0_h: float, t1_h: float, lhv: float, emit: Emit, record: Record,
              gauges: bool) -> float:
         """Advance from t0 to t1 (hours); emit values; return the gas burnt (Nm³)."""
         self.fouling = self._fouling(t1_h)
+        if not self.started:  # a PLC's state nodes have a value from the first moment
+            self.started = True
+            for pair in self.burners:
+                emit(pair.path, "reversal_valve_state", t0_h * 3600, float(pair.state))
+                emit(pair.path, "reversal_count_total", t0_h * 3600, pair.count)
+            for r in self.retorts:
+                emit(r.path, "cycle_state", t0_h * 3600, float(STATE_CODES[r.state]))
         stuck = {f.target for f in self.faults if f.kind is FaultKind.REVERSAL_VALVE_STUCK
                  and f.active(t1_h * 3600)}
         for pair in self.burners:
