@@ -125,10 +125,13 @@ class PlcServer:
             parent = await self._folder(folders, b.asset)
             signal = CATALOGUE[b.signal]
             node_id = ua.NodeId(b.address, self.ns)
-            initial = ua.DataValue(ua.Variant(0.0, ua.VariantType.Double),
-                                   StatusCode_=ua.StatusCode(ua.StatusCodes.BadWaitingForInitialData))
-            var = await parent.add_variable(node_id, ua.QualifiedName(b.signal, self.ns), initial,
+            initial = ua.DataValue(
+                ua.Variant(0.0, ua.VariantType.Double),
+                StatusCode=ua.StatusCode(ua.StatusCodes.BadWaitingForInitialData),
+                SourceTimestamp=self.clock.start, ServerTimestamp=datetime.now(UTC))
+            var = await parent.add_variable(node_id, ua.QualifiedName(b.signal, self.ns), 0.0,
                                             varianttype=ua.VariantType.Double)
+            await self.server.write_attribute_value(node_id, initial)
             unit = signal.unit
             await var.add_property(0, "EngineeringUnits", eu_information(unit))
             low, high = signal.physical_range
@@ -162,7 +165,7 @@ class PlcServer:
             raw = None if v.value is None else (v.value - binding.offset) / binding.factor
             data = ua.DataValue(
                 ua.Variant(raw if raw is not None else 0.0, ua.VariantType.Double),
-                StatusCode_=ua.StatusCode(v.status),
+                StatusCode=ua.StatusCode(v.status),
                 SourceTimestamp=self.clock.at(v.offset_s), ServerTimestamp=now)
             await self.server.write_attribute_value(node_id, data)
             written += 1
