@@ -1,35 +1,148 @@
-"""`smeltwatch sim|record|replay`: the simulated plant and its recordings (issue #3)."""
+"""`smeltwatch sim list|run`, `record`, `replay`: the simulated plant and its recordings."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+from typing import Annotated
+
 import typer
 
+from collector.contracts import CATALOGUE, PlantConfigError
+from collector.contracts.plant import MqttSource, OpcUaSource
+from simulators.mqtt_publisher import MqttChaos, PublishError
+from simulators.runner import RunOptions, run_scenario
+from simulators.scenario import ScenarioError, list_scenarios, load_scenario
+
+log = logging.getLogger(__name__)
 sim_app = typer.Typer(help="Run the simulated plant (OPC UA servers, MQTT publishers).",
                       no_args_is_help=True)
 
 
-def _not_yet(command: str) -> typer.Exit:
-    typer.echo(f"smeltwatch {command}: not yet implemented (issue #3)", err=True)
-    return typer.Exit(2)
+@sim_app.command("list")
+def list_command() -> None:
+    """List the scenarios with their description."""
+    for name in list_scenarios():
+        scenario = load_scenario(name)
+        typer.echo(f"{name:28s} {scenario.duration}  {' '.join(scenario.description.split())}")
 
 
 @sim_app.command("run")
-def run(scenario: str = typer.Argument("normal-month")) -> None:
-    """Run a scenario of the simulated plant (not yet implemented)."""
-    raise _not_yet(f"sim run {scenario}")
+def run_command(
+    scenario_name: Annotated[str, typer.Argument(help="scenario name or folder")] = "normal-month",
+    speed: Annotated[float | None, typer.Option(
+        help="simulated seconds per wall second (0: as fast as possible)")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed (default: the scenario's)")] = None,
+    duration: Annotated[float | None, typer.Option(help="hours to simulate")] = None,
+    mqtt_url: Annotated[str | None, typer.Option(help="broker URL instead of the plant's")] = None,
+    only: Annotated[list[str] | None, typer.Option(help="serve only this source (repeat)")] = None,
+    opcua_base_port: Annotated[int | None, typer.Option(
+        help="serve the OPC UA PLCs on consecutive ports from this one")] = None,
+    single: Annotated[bool, typer.Option(help="one MQTT message per value, not batches")] = False,
+    one_process: Annotated[bool, typer.Option(
+        help="serve every source from this process (default: one process per PLC)")] = False,
+    describe: Annotated[bool, typer.Option(
+        help="print the address space and topics, then exit")] = False,
+    chaos_duplicate_pct: float = 0.0,
+    chaos_reorder_pct: float = 0.0,
+) -> None:
+    """Run a scenario: the plant's OPC UA servers and MQTT publishers on a virtual clock."""
+    try:
+        scenario = load_scenario(scenario_name)
+        plant = scenario.load_plant()
+    except (ScenarioError, PlantConfigError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    updates: dict[str, object] = {}
+    if seed is not None:
+        updates["seed"] = seed
+    if duration is not None:
+        updates["duration"] = timedelta(hours=duration)
+    scenario = scenario.model_copy(update=updates)
+    ports = {}
+    if opcua_base_port is not None:
+        opcua = [s.id for s in plant.sources if isinstance(s, OpcUaSource)]
+        ports = {sid: opcua_base_port + i for i, sid in enumerate(opcua)}
+    if describe:
+        _describe(scenario_name, ports, mqtt_url)
+        return
+    sources = [s.id for s in plant.sources if only is None or s.id in only]
+    if not one_process and len(sources) > 1:
+        raise typer.Exit(_run_split(sources))
+    options = RunOptions(speed=speed, only=set(sources), mqtt_url=mqtt_url, opcua_ports=ports,
+                         batched=not single,
+                         chaos=MqttChaos(chaos_duplicate_pct, chaos_reorder_pct, scenario.seed))
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        stats = await run_scenario(plant, scenario, options, stop)
+        log.info("scenario %s (%s) done: %d frames, %d values, %d OPC UA writes, "
+                 "%d MQTT messages in %.1f s", scenario.name, ", ".join(sources), stats.frames,
+                 stats.values, stats.opcua_writes, stats.mqtt_messages, stats.wall_s)
+
+    try:
+        asyncio.run(main())
+    except (PublishError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
-@sim_app.command("list")
-def list_scenarios() -> None:
-    """List the scenarios (not yet implemented)."""
-    raise _not_yet("sim list")
+def _run_split(sources: list[str]) -> int:
+    """Re-run this command once per source, each in its own process, as real PLCs are."""
+    args = sys.argv[1:]
+    children = [subprocess.Popen([sys.argv[0], *args, "--one-process", "--only", source])
+                for source in sources]
+    try:
+        codes = [child.wait() for child in children]
+    except KeyboardInterrupt:
+        for child in children:
+            child.send_signal(signal.SIGINT)
+        codes = [child.wait() for child in children]
+    return max(codes, default=0)
+
+
+def _describe(name: str, ports: dict[str, int], mqtt_url: str | None) -> None:
+    scenario = load_scenario(name)
+    plant = scenario.load_plant()
+    bindings = plant.bindings()
+    typer.echo(f"scenario {scenario.name}: {scenario.duration} from {scenario.start.isoformat()}"
+               f", sampling {scenario.sampling}, speed {scenario.speed:g}x, seed {scenario.seed}")
+    for source in plant.sources:
+        mine = [b for b in bindings if b.source == source.id]
+        if isinstance(source, OpcUaSource):
+            endpoint = source.endpoint
+            if source.id in ports:
+                endpoint = endpoint.rsplit(":", 1)[0] + f":{ports[source.id]}"
+            typer.echo(f"\nOPC UA {source.id}: {endpoint} (namespace {source.namespace}), "
+                       f"{len(mine)} variables")
+            for b in mine:
+                typer.echo(f"  ns={source.namespace};s={b.address}  "
+                           f"[{CATALOGUE[b.signal].unit}]")
+        elif isinstance(source, MqttSource):
+            site = plant.site.id
+            typer.echo(f"\nMQTT {source.id}: {mqtt_url or source.url}, {len(mine)} topics, "
+                       f"batches on smelter/v1/{site}/_batch/{source.id}, events on "
+                       f"smelter/v1/{site}/_events/<kind>")
+            for b in mine:
+                typer.echo(f"  {b.address}  [{CATALOGUE[b.signal].unit}]")
 
 
 def record() -> None:
     """Record MQTT messages and OPC UA DataValues to a file (not yet implemented)."""
-    raise _not_yet("record")
+    typer.echo("smeltwatch record: not yet implemented (issue #3)", err=True)
+    raise typer.Exit(2)
 
 
 def replay() -> None:
     """Replay a recording into MQTT and/or an OPC UA server (not yet implemented)."""
-    raise _not_yet("replay")
+    typer.echo("smeltwatch replay: not yet implemented (issue #3)", err=True)
+    raise typer.Exit(2)
+
+

@@ -54,7 +54,7 @@ class OpcUaSecurity:
     users: tuple[tuple[str, str], ...] = ()
 
 
-class _PasswordUsers(UserManager):
+class _PasswordUsers(UserManager):  # type: ignore[misc]  # asyncua is untyped here
     def __init__(self, users: dict[str, str]) -> None:
         self.users = users
 

@@ -135,6 +135,7 @@ class Stage(StrEnum):
 
 class _Equipment(_Strict):
     id: Id
+    kind: str  # narrowed to a Literal by each kind below (the union's discriminator)
     name: Label | None = None
     source: Id | None = None
     bindings: dict[str, BindingOverride] = Field(default_factory=dict)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from collector.contracts import EventKind
-from simulators.model.feed import SimEvent, SimValue
+from simulators.model.feed import SimEvent
 from simulators.scenario import Fault, FaultKind, SimParameters
 
 ATMOSPHERE_PA = 89_000.0   # Yulin is ≈ 1,100 m above sea level

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from datetime import timedelta
 
 import pytest
@@ -113,7 +114,7 @@ def test_reversal_valve_switches_on_its_period_and_sticks_when_told() -> None:
     switches = [t for t, _ in values_of(scenario, "yulin-1/reduction/furnace-03/burner-pair-2",
                                         "reversal_valve_state")]
     switches = switches[1:]  # the first value is the valve's state at the start
-    gaps = [b - a for a, b in zip(switches, switches[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(switches)]
     assert min(gaps) == pytest.approx(60.0)  # the demo furnaces reverse every 60 s
     assert max(gaps) == pytest.approx(6 * 3600 + 60, abs=60)  # stuck for six hours
 

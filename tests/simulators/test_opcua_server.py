@@ -36,7 +36,7 @@ async def test_browse_units_subscribe_bad_status_and_history() -> None:
         async with Client(f"opc.tcp://127.0.0.1:{port}", timeout=10) as client:
             ns = await client.get_namespace_index("urn:smeltwatch:yulin-1")
             # browse: Objects / site / reduction / furnace-01 / retort-07 / vacuum_pa
-            path = [f"0:Objects", f"{ns}:{site}", f"{ns}:reduction", f"{ns}:furnace-01",
+            path = ["0:Objects", f"{ns}:{site}", f"{ns}:reduction", f"{ns}:furnace-01",
                     f"{ns}:retort-07", f"{ns}:vacuum_pa"]
             vacuum = await client.nodes.root.get_child(path)
             assert vacuum.nodeid == ua.NodeId("reduction/furnace-01/retort-07.vacuum_pa", ns)
