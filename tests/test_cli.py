@@ -26,7 +26,7 @@ def test_help_lists_every_command() -> None:
 
 
 @pytest.mark.parametrize(("args", "issue"), [
-    (("collect",), "#4"), (("sim", "run", "normal-month"), "#3"), (("record",), "#3"),
+    (("collect",), "#4"), (("record",), "#3"),
     (("replay",), "#3"), (("rules", "run"), "#5"), (("serve",), "#6"), (("report",), "#6"),
     (("dashboards", "build"), "#7"),
 ])
@@ -43,3 +43,29 @@ def test_demo_migrates_and_describes_the_plant(empty_database: str) -> None:
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert "plant yulin-1: 143 assets, 476 bindings" in result.stdout
+
+
+def test_sim_list_names_every_scenario() -> None:
+    result = run("sim", "list")
+    assert result.returncode == 0
+    for name in ("normal-month", "vacuum-leak", "retort-burn-through", "reversal-valve-stuck",
+                 "regenerator-fouling", "low-lhv-days", "slag-shipments-stop",
+                 "meter-rollover-reset", "data-dropouts-bad-quality", "clock-skewed-source",
+                 "late-weighbridge-record"):
+        assert name in result.stdout
+
+
+def test_sim_describe_prints_address_space_and_topics() -> None:
+    result = run("sim", "run", "vacuum-leak", "--describe", "--opcua-base-port", "14840")
+    assert result.returncode == 0
+    assert "OPC UA plc-furnace-02: opc.tcp://127.0.0.1:14842" in result.stdout
+    assert "ns=urn:smeltwatch:yulin-1;s=reduction/furnace-02/retort-07.vacuum_pa  [Pa]" \
+        in result.stdout
+    assert "smelter/v1/yulin-1/utilities/gas-furnace-02/gas_volume_nm3_total  [Nm³]" \
+        in result.stdout
+
+
+def test_sim_run_unknown_scenario_is_a_clear_error() -> None:
+    result = run("sim", "run", "volcano")
+    assert result.returncode == 1
+    assert "no scenario 'volcano'; available:" in result.stderr
