@@ -97,7 +97,8 @@ def run_command(
 def _run_split(sources: list[str]) -> int:
     """Re-run this command once per source, each in its own process, as real PLCs are."""
     args = sys.argv[1:]
-    children = [subprocess.Popen([sys.argv[0], *args, "--one-process", "--only", source])
+    children = [subprocess.Popen([sys.argv[0], *args, "--one-process", "--only", source],
+                                 preexec_fn=_die_with_parent)
                 for source in sources]
     try:
         codes = [child.wait() for child in children]
@@ -106,6 +107,15 @@ def _run_split(sources: list[str]) -> int:
             child.send_signal(signal.SIGINT)
         codes = [child.wait() for child in children]
     return max(codes, default=0)
+
+
+def _die_with_parent() -> None:
+    """Linux: a PLC process ends when its parent does, even if the parent is killed."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _describe(name: str, ports: dict[str, int], mqtt_url: str | None) -> None:
