@@ -75,11 +75,12 @@ class PlantSim:
             elif item.kind == "rotary_kiln":
                 self.kilns.append(KilnSim(
                     path, consumer, p.calcination_tce_per_t * MJ_PER_TCE * ingot_t_h,
-                    p.dolomite_t_per_t_mg * crude_t_h, self._rng(path), self._rng(f"{path}#n")))
+                    self._rng(path), self._rng(f"{path}#n"),
+                    dolomite_t_h=p.dolomite_t_per_t_mg * crude_t_h))
             elif item.kind == "refining_furnace":
                 self.refiners.append(RefiningSim(
-                    path, consumer, p.refining_tce_per_t * MJ_PER_TCE * ingot_t_h, p,
-                    self._rng(path), self._rng(f"{path}#n")))
+                    path, consumer, p.refining_tce_per_t * MJ_PER_TCE * ingot_t_h,
+                    self._rng(path), self._rng(f"{path}#n"), params=p))
             elif isinstance(item, EnergyMeter):
                 self.meters.append(self._meter(item, path))
             elif item.kind == "gas_analyser":

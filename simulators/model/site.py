@@ -14,16 +14,28 @@ from simulators.scenario import SimParameters
 
 
 @dataclass
-class KilnSim:
+class GasFiredSim:
+    """A unit that burns fuel gas at the rate its heat demand and the gas's LHV require."""
+
     path: str
-    consumer: str
-    heat_mj_per_h: float
-    dolomite_t_h: float
-    rng: random.Random
-    noise: random.Random
+    consumer: str          # ledger key: area/equipment
+    heat_mj_per_h: float   # at design output
+    rng: random.Random     # physics
+    noise: random.Random   # gauges only
+    gas_flow_nm3_h: float = field(default=0.0, init=False)
+
+    def burn(self, t0_h: float, t1_h: float, lhv: float, spread: float) -> float:
+        """Gas burnt from t0 to t1 (Nm³), the demand varying by `spread` (relative σ)."""
+        heat = self.heat_mj_per_h * (1.0 + self.rng.gauss(0.0, spread))
+        self.gas_flow_nm3_h = heat / lhv
+        return self.gas_flow_nm3_h * (t1_h - t0_h)
+
+
+@dataclass
+class KilnSim(GasFiredSim):
+    dolomite_t_h: float = 0.0
     fed_since_weighing_t: float = 0.0
     shift: int = 0
-    gas_flow_nm3_h: float = 0.0
 
     def step(self, t0_h: float, t1_h: float, lhv: float, emit: Emit, record: Record,
              gauges: bool) -> float:
@@ -35,8 +47,7 @@ class KilnSim:
             record(SimEvent(EventKind.DOLOMITE_CONSUMED, self.path, self.shift * 8.0 * 3600,
                             round(self.fed_since_weighing_t, 3), f"{self.path}/s{self.shift}"))
             self.fed_since_weighing_t = 0.0
-        heat = self.heat_mj_per_h * (1.0 + self.rng.gauss(0.0, 0.01))
-        self.gas_flow_nm3_h = heat / lhv
+        burnt = self.burn(t0_h, t1_h, lhv, 0.01)
         if gauges:
             t, n = t1_h * 3600, self.noise
             emit(self.path, "kiln_burning_zone_temp_c", t, 1150.0 + n.gauss(0.0, 8.0))
@@ -45,20 +56,14 @@ class KilnSim:
             emit(self.path, "dolomite_feed_t_h", t, feed)
             emit(self.path, "calcined_output_t_h", t, feed * 0.53)
             emit(self.path, "calcined_loi_pct", t, max(0.1, 0.5 + n.gauss(0.0, 0.1)))
-        return self.gas_flow_nm3_h * (t1_h - t0_h)
+        return burnt
 
 
 @dataclass
-class RefiningSim:
-    path: str
-    consumer: str
-    heat_mj_per_h: float
-    params: SimParameters
-    rng: random.Random
-    noise: random.Random
+class RefiningSim(GasFiredSim):
+    params: SimParameters = field(default_factory=SimParameters)
     crowns_t: float = 0.0
     casts: int = 0
-    gas_flow_nm3_h: float = 0.0
 
     def step(self, t0_h: float, t1_h: float, lhv: float, emit: Emit, record: Record,
              gauges: bool) -> float:
@@ -71,13 +76,12 @@ class RefiningSim:
                                 round(self.crowns_t * recovery, 4),
                                 f"{self.path}/cast{self.casts}"))
                 self.crowns_t = 0.0
-        heat = self.heat_mj_per_h * (1.0 + self.rng.gauss(0.0, 0.02))
-        self.gas_flow_nm3_h = heat / lhv
+        burnt = self.burn(t0_h, t1_h, lhv, 0.02)
         if gauges:
             t, n = t1_h * 3600, self.noise
             emit(self.path, "refining_melt_temp_c", t, 690.0 + n.gauss(0.0, 6.0))
             emit(self.path, "refining_flue_temp_c", t, 180.0 + n.gauss(0.0, 6.0))
-        return self.gas_flow_nm3_h * (t1_h - t0_h)
+        return burnt
 
 
 @dataclass
