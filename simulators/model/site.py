@@ -13,6 +13,13 @@ from simulators.model.furnace import Emit, Record
 from simulators.scenario import SimParameters
 
 
+def period_entered(now_h: float, period_h: float, last: int) -> int | None:
+    """The index of the period (of `period_h` hours) that `now_h` lies in, if later than
+    `last`: how shift bookings, casts, lab days and truck hours know a new one began."""
+    index = math.floor(now_h / period_h)
+    return index if index > last else None
+
+
 @dataclass
 class GasFiredSim:
     """A unit that burns fuel gas at the rate its heat demand and the gas's LHV require."""
@@ -42,8 +49,8 @@ class KilnSim(GasFiredSim):
         feed = self.dolomite_t_h * (1.0 + self.rng.gauss(0.0, 0.01))
         self.fed_since_weighing_t += feed * (t1_h - t0_h)
         # The raw-material weighbridge books the dolomite fed per 8-hour shift.
-        if math.floor(t1_h / 8.0) > self.shift:
-            self.shift = math.floor(t1_h / 8.0)
+        if (shift := period_entered(t1_h, 8.0, self.shift)) is not None:
+            self.shift = shift
             record(SimEvent(EventKind.DOLOMITE_CONSUMED, self.path, self.shift * 8.0 * 3600,
                             round(self.fed_since_weighing_t, 3), f"{self.path}/s{self.shift}"))
             self.fed_since_weighing_t = 0.0
@@ -68,8 +75,8 @@ class RefiningSim(GasFiredSim):
     def step(self, t0_h: float, t1_h: float, lhv: float, emit: Emit, record: Record,
              gauges: bool) -> float:
         # Crowns are refined and cast in batches every four hours; the ingots are weighed.
-        if math.floor(t1_h / 4.0) > self.casts:
-            self.casts = math.floor(t1_h / 4.0)
+        if (cast := period_entered(t1_h, 4.0, self.casts)) is not None:
+            self.casts = cast
             if self.crowns_t > 0:
                 recovery = self.params.refining_recovery + self.rng.gauss(0.0, 0.003)
                 record(SimEvent(EventKind.INGOT_CAST, self.path, self.casts * 4.0 * 3600,
@@ -123,8 +130,8 @@ class LhvSim:
             max(dt, 1e-9) * 2 * theta) * self.rng.gauss(0.0, 1.0)
         self.day_sum += self.value * dt
         self.day_hours += dt
-        if math.floor(t1_h / 24.0) > self.day:  # the lab reports the day's mean LHV
-            self.day = math.floor(t1_h / 24.0)
+        if (day := period_entered(t1_h, 24.0, self.day)) is not None:
+            self.day = day  # the lab reports the day's mean LHV
             mean = self.day_sum / self.day_hours
             record(SimEvent(EventKind.GAS_LHV_LAB, self.path, self.day * 86400.0,
                             round(mean + self.rng.gauss(0.0, 0.03), 3), f"{self.path}/d{self.day}"))
@@ -153,8 +160,8 @@ class SlagYardSim:
     def step(self, t1_h: float, stopped: bool, emit: Emit, record: Record) -> list[
             tuple[str, float]]:
         shipments: list[tuple[str, float]] = []
-        if math.floor(t1_h) > self.hour:
-            self.hour = math.floor(t1_h)
+        if (hour := period_entered(t1_h, 1.0, self.hour)) is not None:
+            self.hour = hour
             local_hour = (self.hour + self.utc_offset_h) % 24
             if local_hour == 0:
                 self.trucks_today = 0
