@@ -69,3 +69,11 @@ def test_sim_run_unknown_scenario_is_a_clear_error() -> None:
     result = run("sim", "run", "volcano")
     assert result.returncode == 1
     assert "no scenario 'volcano'; available:" in result.stderr
+
+
+def test_sim_run_without_a_broker_is_a_clear_error() -> None:
+    result = run("sim", "run", "vacuum-leak", "--one-process", "--only", "plant-mqtt",
+                 "--mqtt-url", "mqtt://127.0.0.1:1", "--speed", "0", "--duration", "1")
+    assert result.returncode == 1
+    assert "cannot connect to the MQTT broker at 127.0.0.1:1" in result.stderr
+    assert "Traceback" not in result.stderr
