@@ -3,16 +3,23 @@ weighbridges publish over MQTT 5 with QoS 1, single-value or batched, as real ga
 
 from __future__ import annotations
 
-import collections
 import logging
 import random
+import socket
 import ssl
-from dataclasses import dataclass
+import threading
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.client import ConnectFlags, DisconnectFlags
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from collector.contracts import Plant
 from collector.contracts.plant import MqttSource
@@ -28,64 +35,321 @@ class PublishError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class MqttConnection:
+    """Where the broker is and how to prove who we are. `mqtts://` speaks TLS and checks the
+    broker's certificate (against `ca_file`, else the system's CAs) and host name;
+    `client_cert`/`client_key` (PEM) answer a broker that requires client certificates."""
+
+    url: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: str | Path | None = None
+    client_cert: str | Path | None = None
+    client_key: str | Path | None = None   # None: the key is inside client_cert
+
+    def __post_init__(self) -> None:
+        scheme = urlparse(self.url).scheme
+        if scheme not in ("mqtt", "mqtts"):
+            raise ValueError(f"an MQTT broker URL starts with mqtt:// or mqtts://: {self.url!r}")
+        if scheme == "mqtt" and (self.ca_file or self.client_cert):
+            raise ValueError(f"a CA file or client certificate needs an mqtts:// URL, "
+                             f"not {self.url!r}")
+        if self.client_key and not self.client_cert:
+            raise ValueError("a client key needs its client certificate")
+        if self.password and not self.username:
+            raise ValueError("an MQTT password needs a user name")
+
+    @property
+    def tls(self) -> bool:
+        return urlparse(self.url).scheme == "mqtts"
+
+    @property
+    def host(self) -> str:
+        return urlparse(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return urlparse(self.url).port or (8883 if self.tls else 1883)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def tls_context(self) -> ssl.SSLContext:
+        """For any paho client of this broker (`client.tls_set_context`)."""
+        return _tls_context(self)
+
+
+class _TlsContext(ssl.SSLContext):
+    """Remembers the socket it wrapped last: paho leaves it open when the handshake fails.
+    (A weak reference: the socket refers to its context, and a cycle would leave paho's
+    sockets to the garbage collector.)"""
+
+    last_socket: weakref.ref[ssl.SSLSocket] | None = None
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        sock = super().wrap_socket(*args, **kwargs)
+        self.last_socket = weakref.ref(sock)
+        return sock
+
+    def close_failed_socket(self) -> bool:
+        """Close the socket of a failed handshake; False if none was begun."""
+        sock = self.last_socket() if self.last_socket is not None else None
+        self.last_socket = None
+        if sock is None:
+            return False
+        sock.close()
+        return True
+
+
+def _tls_context(connection: MqttConnection) -> _TlsContext:
+    context = _TlsContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificate and host name
+    if connection.ca_file:
+        context.load_verify_locations(cafile=connection.ca_file)
+    else:
+        context.load_default_certs()
+    if connection.client_cert:
+        context.load_cert_chain(connection.client_cert, connection.client_key)
+    return context
+
+
+@dataclass(frozen=True)
 class MqttChaos:
     """Misbehaviour real networks and gateways show (as OPC PLC's chaos mode does)."""
 
     duplicate_pct: float = 0.0   # publish this share of messages twice
     reorder_pct: float = 0.0     # swap this share of messages with the next one
     seed: int = 0
+    # cut the connection (no DISCONNECT) after every N messages; 0: never. The publisher
+    # reconnects and re-sends what was not acknowledged, so duplicates, never loss.
+    drop_connection_every: int = 0
 
 
 class MqttPublisher:
     """A paho client with back-pressure: at most `max_pending` unacknowledged QoS 1 messages
-    (paho fails beyond 65,535 in flight whatever its queue setting)."""
+    (paho fails beyond 65,535 in flight whatever its queue setting).
 
-    def __init__(self, url: str, client_id: str, *, username: str | None = None,
-                 password: str | None = None, ca_file: str | None = None, qos: int = 1,
-                 max_pending: int = 10_000) -> None:
-        self.url, self.qos, self.max_pending = urlparse(url), qos, max_pending
+    The session is persistent (clean start on the first connection only, `session_expiry_s`),
+    and a lost connection is retried with back-off from 1 s to `max_reconnect_delay_s`; paho
+    re-sends every unacknowledged message, so a subscriber may see a duplicate (same `seq`)
+    but never a gap. `reconnects` and `connection_drops` count what happened."""
+
+    def __init__(self, connection: MqttConnection | str, client_id: str, *, qos: int = 1,
+                 max_pending: int = 10_000, session_expiry_s: int = 3600,
+                 max_reconnect_delay_s: int = 30) -> None:
+        self.connection = (connection if isinstance(connection, MqttConnection)
+                           else MqttConnection(connection))
+        self.qos, self.max_pending, self.session_expiry_s = qos, max_pending, session_expiry_s
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv5)
         self.client.max_inflight_messages_set(1_000)
-        if username:
-            self.client.username_pw_set(username, password)
-        if self.url.scheme == "mqtts":
-            context = ssl.create_default_context(cafile=ca_file)
-            self.client.tls_set_context(context)
-        self._pending: collections.deque[mqtt.MQTTMessageInfo] = collections.deque()
+        self.client.reconnect_delay_set(1, max_reconnect_delay_s)
+        if self.connection.username:
+            self.client.username_pw_set(self.connection.username, self.connection.password)
+        self._tls: _TlsContext | None = None
+        if self.connection.tls:
+            self._tls = _tls_context(self.connection)
+            self.client.tls_set_context(self._tls)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+        # paho calls back from its network thread; everything below is shared with it
+        self._lock = threading.Condition()
+        self._unacked: dict[int, str] = {}              # mid → topic
+        self._acked_early: dict[int, ReasonCode] = {}   # PUBACK seen before publish() returned
+        self._refused: list[str] = []
+        self._connack = threading.Event()
+        self._connect_failure: str | None = None
+        self._last_socket_error = ""
+        self._accepted_once = False
+        self._closing = False
         self.sent = 0
+        self.reconnects = 0
+        self.connection_drops = 0
 
     def connect(self, timeout_s: float = 10.0) -> None:
-        port = self.url.port or (8883 if self.url.scheme == "mqtts" else 1883)
+        """Connect and wait for the broker's CONNACK: a refusal (wrong password, untrusted
+        certificate, no answer) raises PublishError rather than surfacing at the first flush."""
+        where = self.connection.address
+        properties = _properties(PacketTypes.CONNECT, SessionExpiryInterval=self.session_expiry_s)
+        self.client.connect_timeout = timeout_s
+        self.client.on_log = self._on_log
         try:
-            self.client.connect(self.url.hostname or "127.0.0.1", port, keepalive=30)
+            self.client.connect(self.connection.host, self.connection.port, keepalive=30,
+                                clean_start=mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+                                properties=properties)
         except OSError as exc:
-            raise PublishError(f"cannot connect to the MQTT broker at "
-                               f"{self.url.hostname}:{port}: {exc}") from exc
+            handshake_begun = self._tls is not None and self._tls.close_failed_socket()
+            if handshake_begun or isinstance(exc, ssl.SSLError):
+                raise PublishError(f"TLS handshake with {where} failed: "
+                                   f"{_tls_problem(exc)}") from exc
+            raise PublishError(f"cannot connect to the MQTT broker at {where}: {exc}") from exc
         self.client.loop_start()
+        answered = self._connack.wait(timeout_s)
+        with self._lock:
+            failure, detail = self._connect_failure, self._last_socket_error
+        if answered and failure is None:
+            self.client.on_log = None
+            return
+        self._abandon()
+        if failure is None:
+            failure = f"the MQTT broker at {where} sent no CONNACK within {timeout_s:g} s"
+            if detail:
+                failure += f" ({detail})"
+        raise PublishError(failure)
 
     def publish(self, topic: str, payload: bytes) -> None:
         info = self.client.publish(topic, payload, qos=self.qos)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+        # NO_CONN: the connection is down; paho keeps the message and sends it on reconnect
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             raise PublishError(f"publish to {topic} failed: {mqtt.error_string(info.rc)}")
-        self.sent += 1
-        self._pending.append(info)
-        while len(self._pending) > self.max_pending:
-            self._pending.popleft().wait_for_publish(timeout=30)
+        with self._lock:
+            self.sent += 1
+            reason = self._acked_early.pop(info.mid, None)
+            if reason is None:
+                self._unacked[info.mid] = topic
+            elif reason.is_failure:
+                self._refused.append(f"{topic}: {reason}")
+            if len(self._unacked) > self.max_pending:
+                self._wait_for_acks(self.max_pending, timeout_s=60.0)
 
     def flush(self, timeout_s: float = 30.0) -> None:
-        while self._pending:
-            info = self._pending.popleft()
-            info.wait_for_publish(timeout=timeout_s)
-            if not info.is_published():
-                raise PublishError("the broker did not acknowledge a message in time")
+        """Return when the broker has acknowledged every message published so far; a lost
+        connection on the way is retried within `timeout_s`."""
+        with self._lock:
+            self._wait_for_acks(0, timeout_s)
+            refused, self._refused = self._refused, []
+        if refused:
+            raise PublishError(f"the MQTT broker at {self.connection.address} refused "
+                               f"{len(refused)} message(s), e.g. {refused[0]}")
+
+    def drop_connection(self) -> bool:
+        """Cut the connection without a DISCONNECT, as a flaky plant network does. False if
+        there was no connection to cut (it is already down)."""
+        sock = self.client.socket()
+        if not (self.client.is_connected() and isinstance(sock, socket.socket)):
+            return False
+        try:
+            # the TCP socket under any TLS layer: paho's thread sees the end of the stream
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            return False
+        with self._lock:
+            self.connection_drops += 1
+        log.info("chaos: dropped the connection to the MQTT broker at %s",
+                 self.connection.address)
+        return True
 
     def close(self) -> None:
         try:
             self.flush()
         finally:
-            self.client.disconnect()
+            self._closing = True
+            # the broker may forget this session now that nothing is left to re-send
+            self.client.disconnect(properties=_properties(PacketTypes.DISCONNECT,
+                                                          SessionExpiryInterval=0))
             self.client.loop_stop()
+            self._release_callbacks()
+
+    def _wait_for_acks(self, at_most: int, timeout_s: float) -> None:
+        # called with self._lock held
+        if not self._lock.wait_for(lambda: len(self._unacked) <= at_most, timeout_s):
+            problem = f" (last connection problem: {self._connect_failure})" \
+                if self._connect_failure else ""
+            raise PublishError(f"the MQTT broker at {self.connection.address} did not "
+                               f"acknowledge {len(self._unacked)} message(s) within "
+                               f"{timeout_s:g} s{problem}")
+
+    def _abandon(self) -> None:
+        self._closing = True
+        self.client.disconnect()  # also ends paho's reconnect attempts
+        self.client.loop_stop()
+        self._release_callbacks()
+
+    def _release_callbacks(self) -> None:
+        # they refer back to us; without that cycle the client is freed at once and closes
+        # its sockets itself rather than leaving them to the garbage collector (a warning)
+        self.client.on_connect = self.client.on_disconnect = None
+        self.client.on_publish = self.client.on_log = None
+
+    def _on_connect(self, _client: mqtt.Client, _userdata: object, flags: ConnectFlags,
+                    reason: ReasonCode, _properties: Properties | None) -> None:
+        where = self.connection.address
+        with self._lock:
+            if reason.is_failure:
+                self._connect_failure = (f"the MQTT broker at {where} refused the connection: "
+                                         f"{reason}{_connack_hint(reason)}")
+                if self._connack.is_set():
+                    log.warning("%s; retrying", self._connect_failure)
+            elif self._accepted_once:
+                self.reconnects += 1
+                self._connect_failure = None
+                log.info("reconnected to the MQTT broker at %s (session present: %s)",
+                         where, flags.session_present)
+            else:
+                self._accepted_once = True
+        self._connack.set()
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: object,
+                       flags: DisconnectFlags, reason: ReasonCode,
+                       _properties: Properties | None) -> None:
+        where = self.connection.address
+        with self._lock:
+            if not self._accepted_once:
+                if self._connect_failure is None:
+                    self._connect_failure = (
+                        f"the MQTT broker at {where} closed the connection before its CONNACK "
+                        f"({self._last_socket_error or reason}){self._closed_hint()}")
+            elif not self._closing:
+                why = (f"the broker sent DISCONNECT: {reason}"
+                       if flags.is_disconnect_packet_from_server else "connection lost")
+                log.warning("lost the connection to the MQTT broker at %s (%s); reconnecting",
+                            where, why)
+        self._connack.set()
+
+    def _closed_hint(self) -> str:
+        if not self.connection.tls:
+            return " (a TLS-only listener? try mqtts://)"
+        if not self.connection.client_cert:
+            return " (does the broker require a client certificate?)"
+        return " (is the client certificate signed by a CA the broker trusts?)"
+
+    def _on_publish(self, _client: mqtt.Client, _userdata: object, mid: int,
+                    reason: ReasonCode, _properties: Properties) -> None:
+        with self._lock:
+            topic = self._unacked.pop(mid, None)
+            if topic is None:
+                self._acked_early[mid] = reason
+            elif reason.is_failure:
+                self._refused.append(f"{topic}: {reason}")
+            self._lock.notify_all()
+
+    def _on_log(self, _client: mqtt.Client, _userdata: object, level: int, text: str) -> None:
+        if level == mqtt.MQTT_LOG_ERR:
+            with self._lock:
+                self._last_socket_error = text
+
+
+def _properties(packet_type: int, **values: int) -> Properties:
+    properties = Properties(packet_type)  # type: ignore[no-untyped-call]
+    for name, value in values.items():
+        setattr(properties, name, value)
+    return properties
+
+
+def _tls_problem(exc: OSError) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (f"certificate verify failed: {exc.verify_message} (is the CA file the one "
+                f"that signed the broker's certificate, and is the host name in it?)")
+    if isinstance(exc, ssl.SSLError):
+        return str(exc.reason or exc)
+    return f"{exc.strerror or exc} (is it a TLS listener? try mqtt://)"
+
+
+def _connack_hint(reason: ReasonCode) -> str:
+    if reason.getName() in ("Bad user name or password", "Not authorized"):
+        return " (check the MQTT user name and password)"
+    return ""
 
 
 class MqttFeed:
@@ -103,6 +367,7 @@ class MqttFeed:
         self.batch_topic = f"smelter/v1/{plant.site.id}/_batch/{source.id}"
         self.events_topic = f"smelter/v1/{plant.site.id}/_events"
         self.seq = 0
+        self._published = 0   # messages sent, duplicates included: the drop-connection clock
 
     def publish(self, frame: Frame) -> int:
         """Publish the frame's values and events; returns the number of messages."""
@@ -127,8 +392,12 @@ class MqttFeed:
         for e in frame.events:
             messages.append((f"{self.events_topic}/{e.kind.value}",
                              payloads.event(e, self.clock.at(e.offset_s), self._next())))
+        drop_every = self.chaos.drop_connection_every
         for topic, payload in self._with_chaos(messages):
             self.publisher.publish(topic, payload)
+            self._published += 1
+            if drop_every and self._published % drop_every == 0:
+                self.publisher.drop_connection()
         return len(messages)
 
     def _next(self) -> int:
