@@ -28,3 +28,6 @@ def configure_logging(level: int = logging.INFO, json_lines: bool = False) -> No
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # asyncua logs every session open/close at INFO: plant operators need its warnings only
+    for chatty in ("asyncua",):
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))

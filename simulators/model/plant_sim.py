@@ -23,7 +23,7 @@ from simulators.model.ledger import MJ_PER_TCE, Ledger
 from simulators.model.site import CounterSim, KilnSim, LhvSim, RefiningSim, SlagYardSim
 from simulators.scenario import Fault, FaultKind, Scenario
 
-BAD_SENSOR_FAILURE = 0x808B_0000
+BAD_SENSOR_FAILURE = 0x808C_0000  # OPC UA Part 4, Annex A: BadSensorFailure
 
 
 class PlantSim:

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from asyncua import Client, ua
 
-from simulators.opcua_server import eu_information
+from simulators.opcua import eu_information
 from simulators.runner import RunOptions, ScenarioRun
 from simulators.scenario import Fault
 from tests.simulators.conftest import free_port, make_plant, short_scenario
@@ -69,7 +69,7 @@ async def test_browse_units_subscribe_bad_status_and_history() -> None:
             assert [t for t, good in statuses if good] == [
                 timedelta(minutes=m) for m in [*range(1, 20), *range(30, 61)]]
             assert [t for t, good in statuses if not good] == [timedelta(minutes=20)]
-            assert got[19].StatusCode.value == 0x808B_0000  # BadSensorFailure
+            assert got[19].StatusCode.value == ua.StatusCodes.BadSensorFailure
             assert all(1150 < dv.Value.Value < 1290 for dv in got if dv.StatusCode.is_good())
             assert all(dv.ServerTimestamp is not None for dv in got)
 
