@@ -1,4 +1,4 @@
-"""`smeltwatch sim list|run`, `record`, `replay`: the simulated plant and its recordings."""
+"""`smeltwatch sim list|run`: the simulated plant."""
 
 from __future__ import annotations
 
@@ -8,13 +8,17 @@ import signal
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from collector.contracts import CATALOGUE, PlantConfigError
 from collector.contracts.plant import MqttSource, OpcUaSource
+from simulators.cli_options import MqttCaFile, MqttPassword, MqttUsername, mqtt_connection
 from simulators.mqtt_publisher import MqttChaos, PublishError
+from simulators.opcua import OpcUaChaos, OpcUaSecurity, QualityCycle
+from simulators.opcua.security import DEFAULT_CERT_DIR
 from simulators.runner import RunOptions, run_scenario
 from simulators.scenario import ScenarioError, list_scenarios, load_scenario
 
@@ -47,8 +51,37 @@ def run_command(
         help="serve every source from this process (default: one process per PLC)")] = False,
     describe: Annotated[bool, typer.Option(
         help="print the address space and topics, then exit")] = False,
-    chaos_duplicate_pct: float = 0.0,
-    chaos_reorder_pct: float = 0.0,
+    start_delay: Annotated[float, typer.Option(
+        help="wall seconds between the servers coming up and the first frame, for "
+             "collectors and recorders to connect")] = 0.0,
+    linger: Annotated[float, typer.Option(
+        help="wall seconds the servers stay up after the last frame, for clients to read "
+             "the last values")] = 2.0,
+    opcua_security: Annotated[list[str] | None, typer.Option(
+        help="OPC UA security the PLCs offer: none, sign, sign_encrypt (Basic256Sha256; "
+             "repeat to offer several)")] = None,
+    opcua_user: Annotated[list[str] | None, typer.Option(
+        help="NAME:PASSWORD a PLC accepts (repeat); anonymous access ends when given",
+        envvar="SMELTWATCH_SIM_OPCUA_USERS")] = None,
+    opcua_cert_dir: Annotated[Path, typer.Option(
+        help="where the PLCs keep their certificates")] = DEFAULT_CERT_DIR,
+    opcua_trusted_clients: Annotated[Path | None, typer.Option(
+        help="folder of client certificates the PLCs trust (others are refused)")] = None,
+    mqtt_username: MqttUsername = None,
+    mqtt_password: MqttPassword = None,
+    mqtt_ca_file: MqttCaFile = None,
+    chaos_duplicate_pct: Annotated[float, typer.Option(
+        help="MQTT: publish this % of messages twice")] = 0.0,
+    chaos_reorder_pct: Annotated[float, typer.Option(
+        help="MQTT: swap this % of messages with the next")] = 0.0,
+    chaos_drop_mqtt_every: Annotated[int, typer.Option(
+        help="MQTT: cut the connection after every N messages")] = 0,
+    chaos_drop_opcua_s: Annotated[float, typer.Option(
+        help="OPC UA: cut every client connection every S wall seconds")] = 0.0,
+    chaos_cycle_quality_pct: Annotated[float, typer.Option(
+        help="OPC UA: this % of nodes cycle Good → Uncertain → Bad")] = 0.0,
+    chaos_cycle_quality_s: Annotated[float, typer.Option(
+        help="simulated seconds each quality of the cycle lasts")] = 600.0,
 ) -> None:
     """Run a scenario: the plant's OPC UA servers and MQTT publishers on a virtual clock."""
     try:
@@ -73,9 +106,23 @@ def run_command(
     sources = [s.id for s in plant.sources if only is None or s.id in only]
     if not one_process and len(sources) > 1:
         raise typer.Exit(_run_split(sources))
-    options = RunOptions(speed=speed, only=set(sources), mqtt_url=mqtt_url, opcua_ports=ports,
-                         batched=not single,
-                         chaos=MqttChaos(chaos_duplicate_pct, chaos_reorder_pct, scenario.seed))
+    try:
+        security = OpcUaSecurity(policies=tuple(opcua_security or ("none",)),
+                                 cert_dir=opcua_cert_dir, users=_users(opcua_user),
+                                 trusted_clients=opcua_trusted_clients)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    mqtt_connection(mqtt_url or "mqtt://127.0.0.1", mqtt_username, mqtt_password,
+                    mqtt_ca_file)  # validate the combination before any process starts
+    options = RunOptions(
+        speed=speed, only=set(sources), mqtt_url=mqtt_url, mqtt_username=mqtt_username,
+        mqtt_password=mqtt_password, mqtt_ca_file=mqtt_ca_file, opcua_ports=ports,
+        batched=not single, security=security, start_delay_s=start_delay, linger_s=linger,
+        chaos=MqttChaos(chaos_duplicate_pct, chaos_reorder_pct, scenario.seed,
+                        drop_connection_every=chaos_drop_mqtt_every),
+        opcua_chaos=OpcUaChaos(drop_connections_s=chaos_drop_opcua_s),
+        quality_cycle=QualityCycle(chaos_cycle_quality_pct, chaos_cycle_quality_s,
+                                   scenario.seed))
     stop = asyncio.Event()
 
     async def main() -> None:
@@ -83,9 +130,9 @@ def run_command(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         stats = await run_scenario(plant, scenario, options, stop)
-        log.info("scenario %s (%s) done: %d frames, %d values, %d OPC UA writes, "
-                 "%d MQTT messages in %.1f s", scenario.name, ", ".join(sources), stats.frames,
-                 stats.values, stats.opcua_writes, stats.mqtt_messages, stats.wall_s)
+        log.info("scenario %s (%s) done: %d frames, %d OPC UA writes, %d MQTT messages "
+                 "in %.1f s", scenario.name, ", ".join(sources), stats.frames,
+                 stats.opcua_writes, stats.mqtt_messages, stats.wall_s)
 
     try:
         asyncio.run(main())
@@ -144,15 +191,12 @@ def _describe(name: str, ports: dict[str, int], mqtt_url: str | None) -> None:
                 typer.echo(f"  {b.address}  [{CATALOGUE[b.signal].unit}]")
 
 
-def record() -> None:
-    """Record MQTT messages and OPC UA DataValues to a file (not yet implemented)."""
-    typer.echo("smeltwatch record: not yet implemented (issue #3)", err=True)
-    raise typer.Exit(2)
-
-
-def replay() -> None:
-    """Replay a recording into MQTT and/or an OPC UA server (not yet implemented)."""
-    typer.echo("smeltwatch replay: not yet implemented (issue #3)", err=True)
-    raise typer.Exit(2)
-
-
+def _users(values: list[str] | None) -> tuple[tuple[str, str], ...]:
+    users = []
+    for value in values or []:
+        for item in value.split(","):  # the environment variable may list several
+            name, sep, password = item.partition(":")
+            if not sep or not name:
+                raise typer.BadParameter(f"--opcua-user takes NAME:PASSWORD, not {item!r}")
+            users.append((name, password))
+    return tuple(users)

@@ -10,13 +10,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from collector.contracts import Plant
 from collector.contracts.plant import MqttSource, OpcUaSource
 from simulators.clock import VirtualClock
 from simulators.model import Frame, PlantSim
-from simulators.mqtt_publisher import MqttChaos, MqttFeed, MqttPublisher
-from simulators.opcua_server import OpcUaSecurity, PlcServer
+from simulators.mqtt_publisher import MqttChaos, MqttConnection, MqttFeed, MqttPublisher
+from simulators.opcua import OpcUaChaos, OpcUaSecurity, PlcServer, QualityCycle
 from simulators.scenario import Scenario
 
 log = logging.getLogger(__name__)
@@ -27,10 +28,16 @@ class RunOptions:
     speed: float | None = None           # None: the scenario's speed; 0: as fast as possible
     only: set[str] | None = None         # source ids to serve (None: all)
     mqtt_url: str | None = None          # override the plant's broker URL
+    mqtt_username: str | None = None
+    mqtt_password: str | None = field(default=None, repr=False)
+    mqtt_ca_file: Path | None = None
+    start_delay_s: float = 0.0           # wall seconds between servers up and the first frame
     opcua_ports: dict[str, int] = field(default_factory=dict)  # source id → port override
     batched: bool = True
     security: OpcUaSecurity | None = None
     chaos: MqttChaos | None = None
+    opcua_chaos: OpcUaChaos | None = None
+    quality_cycle: QualityCycle | None = None
     linger_s: float = 0.0                # keep the servers up after the last frame
     on_frame: Callable[[Frame], None] | None = None
 
@@ -54,7 +61,8 @@ class ScenarioRun:
         self.clock = VirtualClock(scenario.start, speed)
         wanted = [s for s in plant.sources if options.only is None or s.id in options.only]
         self.servers = [PlcServer(plant, s, self.clock, options.security,
-                                  _endpoint(s, options))
+                                  _endpoint(s, options), options.opcua_chaos,
+                                  options.quality_cycle)
                         for s in wanted if isinstance(s, OpcUaSource)]
         self._mqtt_sources = [s for s in wanted if isinstance(s, MqttSource)]
         self.feeds: list[MqttFeed] = []
@@ -64,13 +72,17 @@ class ScenarioRun:
         for server in self.servers:
             await server.start()
         for s in self._mqtt_sources:
-            publisher = MqttPublisher(self.options.mqtt_url or s.url,
-                                      f"smeltwatch-sim-{s.id}-{self.scenario.seed}")
+            o = self.options
+            broker = MqttConnection(o.mqtt_url or s.url, username=o.mqtt_username,
+                                    password=o.mqtt_password, ca_file=o.mqtt_ca_file)
+            publisher = MqttPublisher(broker, f"smeltwatch-sim-{s.id}-{self.scenario.seed}")
             await asyncio.to_thread(publisher.connect)
             self.feeds.append(MqttFeed(self.plant, s, publisher, self.clock,
                                        batched=self.options.batched, chaos=self.options.chaos))
 
     async def play(self, stop: asyncio.Event | None = None) -> RunStats:
+        if self.options.start_delay_s > 0:
+            await asyncio.sleep(self.options.start_delay_s)
         stats, started = self.stats, time.perf_counter()
         self.clock.restart()
         for frame in PlantSim(self.plant, self.scenario).frames():
