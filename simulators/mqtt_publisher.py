@@ -198,8 +198,12 @@ class MqttPublisher:
                 failure += f" ({detail})"
         raise PublishError(failure)
 
-    def publish(self, topic: str, payload: bytes) -> None:
-        info = self.client.publish(topic, payload, qos=self.qos)
+    def publish(self, topic: str, payload: bytes, *, qos: int | None = None,
+                retain: bool = False, properties: Properties | None = None) -> None:
+        """Publish at the publisher's QoS (a replay passes each message's own QoS, retain
+        flag and MQTT 5 properties)."""
+        info = self.client.publish(topic, payload, qos=self.qos if qos is None else qos,
+                                   retain=retain, properties=properties)
         # NO_CONN: the connection is down; paho keeps the message and sends it on reconnect
         if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             raise PublishError(f"publish to {topic} failed: {mqtt.error_string(info.rc)}")

@@ -2,45 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import threading
-import time
-from typing import Any
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
 from simulators.model import PlantSim
 from simulators.mqtt_publisher import MqttChaos
 from simulators.runner import RunOptions, run_scenario
+from tests.mqtt_clients import Subscriber
 from tests.simulators.conftest import make_plant, short_scenario
 
 BROKER = "mqtt://127.0.0.1:1883"
-
-
-class Subscriber:
-    def __init__(self, topic: str) -> None:
-        self.messages: list[tuple[str, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", 1883)
-        self.client.subscribe(topic, qos=1)
-        self.client.loop_start()
-        time.sleep(0.3)
-
-    def _on_message(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.messages.append((msg.topic, json.loads(msg.payload)))
-
-    def wait_for(self, count: int, timeout_s: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while len(self.messages) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 async def test_batched_feed_carries_every_meter_value_and_event() -> None:
@@ -49,7 +17,7 @@ async def test_batched_feed_carries_every_meter_value_and_event() -> None:
     on_mqtt = {(b.asset, b.signal) for b in plant.bindings() if b.source == "plant-mqtt"}
     expected_values = sum(1 for f in PlantSim(plant, scenario).frames() for v in f.values
                           if (v.asset, v.signal) in on_mqtt)
-    sub = Subscriber(f"smelter/v1/{site}/#")
+    sub = Subscriber(topic=f"smelter/v1/{site}/#")
     try:
         stats = await run_scenario(plant, scenario, RunOptions(speed=0, only={"plant-mqtt"}))
         sub.wait_for(stats.mqtt_messages)
@@ -72,7 +40,7 @@ async def test_batched_feed_carries_every_meter_value_and_event() -> None:
 
 async def test_single_value_messages_on_the_documented_topics() -> None:
     plant, site = make_plant()
-    sub = Subscriber(f"smelter/v1/{site}/utilities/lhv-analyser/#")
+    sub = Subscriber(topic=f"smelter/v1/{site}/utilities/lhv-analyser/#")
     try:
         await run_scenario(plant, short_scenario(hours=1),
                            RunOptions(speed=0, only={"plant-mqtt"}, batched=False))
@@ -88,7 +56,7 @@ async def test_single_value_messages_on_the_documented_topics() -> None:
 
 async def test_chaos_duplicates_and_reorders_messages() -> None:
     plant, site = make_plant()
-    sub = Subscriber(f"smelter/v1/{site}/#")
+    sub = Subscriber(topic=f"smelter/v1/{site}/#")
     try:
         stats = await run_scenario(plant, short_scenario(hours=3), RunOptions(
             speed=0, only={"plant-mqtt"}, chaos=MqttChaos(duplicate_pct=20, reorder_pct=20)))

@@ -4,17 +4,11 @@ flaky network (dropped connections) on the local stack's Mosquitto."""
 
 from __future__ import annotations
 
-import json
 import socket
-import ssl
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.contracts.plant import MqttSource
 from simulators.clock import VirtualClock
@@ -29,62 +23,15 @@ from simulators.mqtt_publisher import (
 from simulators.runner import RunOptions, ScenarioRun
 from tests import mqtt_broker
 from tests.mqtt_broker import CertificateAuthority, MosquittoBroker
+from tests.mqtt_clients import Received, Subscriber
 from tests.simulators.conftest import make_plant, short_scenario
 
 PUBLISHER, PUBLISHER_PASSWORD = "meter-gateway", "retort-8Pa"
 READER, READER_PASSWORD = "ems", "tce-per-t"
 
 
-class Subscriber:
-    """A real paho subscriber (TLS and password when given); waits for its SUBACK."""
-
-    def __init__(self, url: str, topic: str, *, username: str | None = None,
-                 password: str | None = None, ca_file: Path | None = None) -> None:
-        self.messages: list[tuple[str, dict[str, Any]]] = []
-        self._arrived = threading.Condition()
-        self._subscribed = threading.Event()
-        self._topic = topic
-        target = MqttConnection(url)
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        if username:
-            self.client.username_pw_set(username, password)
-        if target.tls:
-            self.client.tls_set_context(ssl.create_default_context(cafile=ca_file))
-        self.client.on_connect = self._on_connect
-        self.client.on_subscribe = self._on_subscribe
-        self.client.on_message = self._on_message
-        self.client.connect(target.host, target.port)
-        self.client.loop_start()
-        assert self._subscribed.wait(15), "the subscriber got no SUBACK"
-
-    def seqs(self) -> list[int]:
-        with self._arrived:
-            return [p["seq"] for _, p in self.messages]
-
-    def wait_until(self, done: Callable[[list[int]], bool], timeout_s: float = 30.0) -> None:
-        with self._arrived:
-            self._arrived.wait_for(lambda: done([p["seq"] for _, p in self.messages]),
-                                   timeout_s)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-        self.client.on_connect = self.client.on_subscribe = self.client.on_message = None
-
-    def _on_connect(self, client: mqtt.Client, *_: object) -> None:
-        client.subscribe(self._topic, qos=1)
-
-    def _on_subscribe(self, *_: object) -> None:
-        self._subscribed.set()
-
-    def _on_message(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
-        with self._arrived:
-            self.messages.append((msg.topic, json.loads(msg.payload)))
-            self._arrived.notify_all()
-
-
-def every_seq_up_to(last: int) -> Callable[[list[int]], bool]:
-    return lambda seqs: set(range(1, last + 1)) <= set(seqs)
+def every_seq_up_to(last: int) -> Callable[[list[Received]], bool]:
+    return lambda received: set(range(1, last + 1)) <= {r.json()["seq"] for r in received}
 
 
 @pytest.fixture(scope="module")
