@@ -3,6 +3,7 @@
 Every package may import these; they depend on the standard library, pydantic and PyYAML only.
 """
 
+from collector.contracts.dead_letter import DeadLetter
 from collector.contracts.events import EVENT_UNITS, EventKind, MaterialEvent, SlagDestination
 from collector.contracts.plant import Binding, Carrier, Plant, Stage
 from collector.contracts.plant_file import PlantConfigError, load_plant, parse_plant
@@ -23,6 +24,7 @@ __all__ = [
     "STATUS_UNCERTAIN",
     "Binding",
     "Carrier",
+    "DeadLetter",
     "EventKind",
     "MaterialEvent",
     "Plant",

@@ -31,8 +31,9 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from collector.contracts import Quality, Reading
+from collector.contracts import DeadLetter, MaterialEvent, Quality, Reading
 from collector.store.database import make_pool, pooled, unavailable
+from collector.store.events import write_events
 from collector.store.settings import StoreSettings
 from collector.store.tags import TagRegistry
 
@@ -73,14 +74,22 @@ class WriteResult:
     inserted: int = 0
     duplicates: int = 0      # already stored (or twice in the batch) with the same value
     conflicts: int = 0       # already stored (or earlier in the batch) with another value
-    dead_lettered: int = 0
+    dead_lettered: int = 0   # everything that became a dead_letters row, from any part
     reasons: dict[str, int] = field(default_factory=dict)
+    events_inserted: int = 0
+    events_duplicates: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class _Rejected:
     reading: Reading
     reason: str
+
+    def dead_letter(self) -> DeadLetter:
+        r = self.reading
+        detail = _detail(r)
+        return DeadLetter(r.origin or "writer", self.reason,
+                          json.dumps(detail, ensure_ascii=False).encode(), detail)
 
 
 class StoreWriter:
@@ -110,12 +119,28 @@ class StoreWriter:
         await self.close()
 
     async def put(self, readings: Sequence[Reading]) -> WriteResult:
-        if not readings:
+        return await self.write(readings)
+
+    async def write(self, readings: Sequence[Reading], events: Sequence[MaterialEvent] = (),
+                    dead_letters: Sequence[DeadLetter] = ()) -> WriteResult:
+        """Readings, material events and the sources' dead letters in one transaction:
+        all of it is durable when this returns, or none of it (StoreUnavailable)."""
+        if not (readings or events or dead_letters):
             return WriteResult()
         url = self._settings.database_url
         try:
             async with pooled(self._pool, url) as conn, conn.transaction():
-                return await self._write(conn, readings)
+                result = await self._write(conn, readings) if readings else WriteResult()
+                rejected = list(dead_letters)
+                if events:
+                    stored = await write_events(conn, events)
+                    result.events_inserted = stored.inserted
+                    result.events_duplicates = stored.duplicates
+                    rejected += stored.rejected
+                if rejected:
+                    await write_dead_letters(conn, rejected)
+                    _count(result, rejected)
+                return result
         except psycopg.OperationalError as exc:
             raise unavailable(url, exc) from exc
 
@@ -137,10 +162,9 @@ class StoreWriter:
             hours = list({int(t.timestamp()) // 3600 for t in {row[0] for row in rows}})
             await conn.execute(MARK_DIRTY, (hours,))
         if rejected:
-            await write_dead_letters(conn, rejected)
-            result.dead_lettered = len(rejected)
-            for item in rejected:
-                result.reasons[item.reason] = result.reasons.get(item.reason, 0) + 1
+            letters = [item.dead_letter() for item in rejected]
+            await write_dead_letters(conn, letters)
+            _count(result, letters)
         return result
 
     def _rows(self, readings: Sequence[Reading]
@@ -220,13 +244,20 @@ def _origin(readings: Sequence[Reading]) -> str:
     return readings[0].origin if readings else ""
 
 
-async def write_dead_letters(conn: AsyncConnection, rejected: Sequence[_Rejected]) -> None:
+async def write_dead_letters(conn: AsyncConnection, letters: Sequence[DeadLetter]) -> None:
     async with conn.cursor() as cur:
         await cur.executemany(
             "insert into dead_letters (origin, reason, payload, detail) "
             "values (%s, %s, %s, %s::jsonb)",
-            [(item.reading.origin or "writer", item.reason, _payload(item.reading),
-              json.dumps(_detail(item.reading))) for item in rejected])
+            [(d.origin, d.reason, d.payload, json.dumps(d.detail, ensure_ascii=False,
+                                                         default=str))
+             for d in letters])
+
+
+def _count(result: WriteResult, letters: Sequence[DeadLetter]) -> None:
+    result.dead_lettered += len(letters)
+    for d in letters:
+        result.reasons[d.reason] = result.reasons.get(d.reason, 0) + 1
 
 
 def _detail(r: Reading) -> dict[str, object]:
@@ -235,7 +266,3 @@ def _detail(r: Reading) -> dict[str, object]:
         value = str(value)  # JSON has no NaN/inf
     return {"asset": r.asset, "signal": r.signal, "value": value, "time": r.time.isoformat(),
             "quality": r.quality.name.lower(), "status_code": r.status_code}
-
-
-def _payload(r: Reading) -> bytes:
-    return json.dumps(_detail(r), ensure_ascii=False).encode()
