@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from simulators.mqtt_publisher import MqttConnection
+from collector.security.mqtt import MqttConnection
 
 MqttUsername = Annotated[str | None, typer.Option(
     "--mqtt-username", envvar="SMELTWATCH_MQTT_USERNAME", help="MQTT user name")]

@@ -8,11 +8,8 @@ import random
 import socket
 import ssl
 import threading
-import weakref
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.client import ConnectFlags, DisconnectFlags
@@ -23,6 +20,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from collector.contracts import Plant
 from collector.contracts.plant import MqttSource
+from collector.security.mqtt import MqttConnection, TlsContext
 from simulators import payloads
 from simulators.clock import VirtualClock
 from simulators.model.feed import Frame
@@ -32,85 +30,6 @@ log = logging.getLogger(__name__)
 
 class PublishError(RuntimeError):
     pass
-
-
-@dataclass(frozen=True)
-class MqttConnection:
-    """Where the broker is and how to prove who we are. `mqtts://` speaks TLS and checks the
-    broker's certificate (against `ca_file`, else the system's CAs) and host name;
-    `client_cert`/`client_key` (PEM) answer a broker that requires client certificates."""
-
-    url: str
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    ca_file: str | Path | None = None
-    client_cert: str | Path | None = None
-    client_key: str | Path | None = None   # None: the key is inside client_cert
-
-    def __post_init__(self) -> None:
-        scheme = urlparse(self.url).scheme
-        if scheme not in ("mqtt", "mqtts"):
-            raise ValueError(f"an MQTT broker URL starts with mqtt:// or mqtts://: {self.url!r}")
-        if scheme == "mqtt" and (self.ca_file or self.client_cert):
-            raise ValueError(f"a CA file or client certificate needs an mqtts:// URL, "
-                             f"not {self.url!r}")
-        if self.client_key and not self.client_cert:
-            raise ValueError("a client key needs its client certificate")
-        if self.password and not self.username:
-            raise ValueError("an MQTT password needs a user name")
-
-    @property
-    def tls(self) -> bool:
-        return urlparse(self.url).scheme == "mqtts"
-
-    @property
-    def host(self) -> str:
-        return urlparse(self.url).hostname or "127.0.0.1"
-
-    @property
-    def port(self) -> int:
-        return urlparse(self.url).port or (8883 if self.tls else 1883)
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def tls_context(self) -> ssl.SSLContext:
-        """For any paho client of this broker (`client.tls_set_context`)."""
-        return _tls_context(self)
-
-
-class _TlsContext(ssl.SSLContext):
-    """Remembers the socket it wrapped last: paho leaves it open when the handshake fails.
-    (A weak reference: the socket refers to its context, and a cycle would leave paho's
-    sockets to the garbage collector.)"""
-
-    last_socket: weakref.ref[ssl.SSLSocket] | None = None
-
-    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
-        sock = super().wrap_socket(*args, **kwargs)
-        self.last_socket = weakref.ref(sock)
-        return sock
-
-    def close_failed_socket(self) -> bool:
-        """Close the socket of a failed handshake; False if none was begun."""
-        sock = self.last_socket() if self.last_socket is not None else None
-        self.last_socket = None
-        if sock is None:
-            return False
-        sock.close()
-        return True
-
-
-def _tls_context(connection: MqttConnection) -> _TlsContext:
-    context = _TlsContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificate and host name
-    if connection.ca_file:
-        context.load_verify_locations(cafile=connection.ca_file)
-    else:
-        context.load_default_certs()
-    if connection.client_cert:
-        context.load_cert_chain(connection.client_cert, connection.client_key)
-    return context
 
 
 @dataclass(frozen=True)
@@ -146,9 +65,9 @@ class MqttPublisher:
         self.client.reconnect_delay_set(1, max_reconnect_delay_s)
         if self.connection.username:
             self.client.username_pw_set(self.connection.username, self.connection.password)
-        self._tls: _TlsContext | None = None
+        self._tls: TlsContext | None = None
         if self.connection.tls:
-            self._tls = _tls_context(self.connection)
+            self._tls = self.connection.tls_context()
             self.client.tls_set_context(self._tls)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect

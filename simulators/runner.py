@@ -14,9 +14,10 @@ from pathlib import Path
 
 from collector.contracts import Plant
 from collector.contracts.plant import MqttSource, OpcUaSource
+from collector.security.mqtt import MqttConnection
 from simulators.clock import VirtualClock
 from simulators.model import Frame, PlantSim
-from simulators.mqtt_publisher import MqttChaos, MqttConnection, MqttFeed, MqttPublisher
+from simulators.mqtt_publisher import MqttChaos, MqttFeed, MqttPublisher
 from simulators.opcua import OpcUaChaos, OpcUaSecurity, PlcServer, QualityCycle
 from simulators.scenario import Scenario
 

@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from simulators.mqtt_publisher import MqttConnection
+from collector.security.mqtt import MqttConnection
 from simulators.recording import mqtt_properties
 
 LOCAL_BROKER = "mqtt://127.0.0.1:1883"

@@ -13,7 +13,7 @@ from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 from asyncua.server.user_managers import UserManager
 
-from simulators.certificates import ensure_certificate
+from collector.security.certificates import ensure_certificate
 
 POLICIES = {"none": ua.SecurityPolicyType.NoSecurity,
             "sign": ua.SecurityPolicyType.Basic256Sha256_Sign,

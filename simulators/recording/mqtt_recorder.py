@@ -16,7 +16,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from simulators.mqtt_publisher import MqttConnection, PublishError
+from collector.security.mqtt import MqttConnection
+from simulators.mqtt_publisher import PublishError
 from simulators.recording import mqtt_properties
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,8 @@ from typing import Literal
 
 from asyncua import ua
 
-from simulators.mqtt_publisher import MqttConnection, MqttPublisher
+from collector.security.mqtt import MqttConnection
+from simulators.mqtt_publisher import MqttPublisher
 from simulators.opcua.device import OpcUaDevice
 from simulators.opcua.security import OpcUaSecurity
 from simulators.recording import mqtt_properties, opcua_codec, payload_edit

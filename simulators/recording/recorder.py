@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulators.mqtt_publisher import MqttConnection
+from collector.security.mqtt import MqttConnection
 from simulators.recording import opcua_codec
 from simulators.recording.mqtt_recorder import MqttRecorder
 from simulators.recording.opcua_recorder import OpcUaRecorder

@@ -11,15 +11,10 @@ from pathlib import Path
 import pytest
 
 from collector.contracts.plant import MqttSource
+from collector.security.mqtt import MqttConnection
 from simulators.clock import VirtualClock
 from simulators.model import PlantSim
-from simulators.mqtt_publisher import (
-    MqttChaos,
-    MqttConnection,
-    MqttFeed,
-    MqttPublisher,
-    PublishError,
-)
+from simulators.mqtt_publisher import MqttChaos, MqttFeed, MqttPublisher, PublishError
 from simulators.runner import RunOptions, ScenarioRun
 from tests import mqtt_broker
 from tests.mqtt_broker import CertificateAuthority, MosquittoBroker

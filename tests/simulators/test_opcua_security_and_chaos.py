@@ -13,7 +13,7 @@ import pytest
 from asyncua import Client, ua
 from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 
-from simulators.certificates import ensure_certificate
+from collector.security.certificates import ensure_certificate
 from simulators.opcua import OpcUaChaos, OpcUaSecurity, QualityCycle
 from simulators.runner import RunOptions, ScenarioRun
 from tests.simulators.conftest import free_port, make_plant, short_scenario

@@ -8,7 +8,7 @@ from pathlib import Path
 from asyncua import ua
 
 from collector.contracts import Plant
-from simulators.mqtt_publisher import MqttConnection
+from collector.security.mqtt import MqttConnection
 from simulators.recording import (
     Message,
     Player,

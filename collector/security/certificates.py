@@ -1,5 +1,5 @@
-"""Self-signed application-instance certificates for the simulated PLCs, made once and kept
-(a server that changes its certificate every start cannot be trusted by a client)."""
+"""Self-signed application-instance certificates, made once and kept
+(a peer that changes its certificate every start cannot be trusted: Telegraf #11454)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def ensure_certificate(directory: Path, name: str, application_uri: str,
         return cert_path, key_path
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name),
-                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "smeltwatch simulators")])
+                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "smeltwatch")])
     alt_names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(application_uri),
                                          x509.DNSName("localhost")]
     try:
