@@ -72,8 +72,16 @@ class OpcUaSource(_Strict):
     protocol: Literal["opcua"]
     endpoint: str = Field(pattern=r"^opc\.tcp://")
     namespace: str = Field(min_length=1, description="namespace URI of the plant's nodes")
-    # `{asset}` is the asset path below the site, `{signal}` the catalogue name.
+    # `{asset}` is the asset path below the site, `{signal}` the catalogue name. An address is
+    # a string identifier in `namespace`, or a NodeId in text form (`i=1001`, `s=…`,
+    # `nsu=<uri>;s=…`; `ns=<index>;…` works but indexes may change when a server restarts).
     node_template: str = "{asset}.{signal}"
+    # none | sign | sign_encrypt (Basic256Sha256) | auto: the strongest the server offers
+    security: Literal["none", "sign", "sign_encrypt", "auto"] = "none"
+    # subscription defaults; a binding may override sampling, queue size and deadband
+    publishing_interval_ms: float = Field(default=1000.0, gt=0)
+    sampling_interval_ms: float = Field(default=1000.0, ge=0)
+    queue_size: int = Field(default=100, ge=1, le=100_000)
 
 
 class MqttSource(_Strict):
@@ -96,6 +104,18 @@ class BindingOverride(_Strict):
     unit: str | None = Field(default=None, description="the unit the source reports in")
     scale: float = 1.0
     offset: float = 0.0
+    # OPC UA monitored-item settings (None: the source's defaults)
+    sampling_interval_ms: float | None = Field(default=None, ge=0)
+    queue_size: int | None = Field(default=None, ge=1, le=100_000)
+    deadband: float | None = Field(default=None, gt=0, description="absolute, raw units")
+    deadband_pct: float | None = Field(default=None, gt=0, le=100,
+                                       description="of the node's EURange")
+
+    @model_validator(mode="after")
+    def _one_deadband(self) -> BindingOverride:
+        if self.deadband is not None and self.deadband_pct is not None:
+            raise ValueError("give deadband or deadband_pct, not both")
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +129,10 @@ class Binding:
     factor: float
     offset: float
     json_path: str | None = None
+    sampling_interval_ms: float | None = None
+    queue_size: int | None = None
+    deadband: float | None = None
+    deadband_pct: float | None = None
 
     def convert(self, raw: float) -> float:
         return raw * self.factor + self.offset
@@ -418,7 +442,9 @@ def _resolve_bindings(plant: Plant, strict: bool = True) -> Iterator[Binding]:
                     continue
                 # raw → source unit (scale/offset) → catalogue unit
                 factor, offset = factor * u_factor, offset * u_factor + u_offset
-            yield Binding(source.id, address, asset, name, factor, offset, override.json_path)
+            yield Binding(source.id, address, asset, name, factor, offset, override.json_path,
+                          override.sampling_interval_ms, override.queue_size, override.deadband,
+                          override.deadband_pct)
 
 
 def _templated_address(plant: Plant, source: OpcUaSource | MqttSource, area: Area,

@@ -118,6 +118,15 @@ class StoreWriter:
     async def __aexit__(self, *_: object) -> None:
         await self.close()
 
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers now."""
+        url = self._settings.database_url
+        try:
+            async with pooled(self._pool, url) as conn:
+                await conn.execute("select 1")
+        except psycopg.OperationalError as exc:
+            raise unavailable(url, exc) from exc
+
     async def put(self, readings: Sequence[Reading]) -> WriteResult:
         return await self.write(readings)
 
