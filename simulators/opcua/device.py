@@ -84,15 +84,25 @@ class OpcUaDevice:
         self.variables = variables
         self.security = security or OpcUaSecurity()
         self.chaos = chaos or OpcUaChaos()
-        self.server = server_with_security(self.security)
-        self.history = SampleHistory(HISTORY_VALUES_PER_NODE)
+        self.server = server_with_security(self.security)  # a new one at every start
+        self.history = SampleHistory(HISTORY_VALUES_PER_NODE)  # outlives server restarts
         self.stats = DeviceStats()
         self.node_ids: dict[tuple[str, str], ua.NodeId] = {}  # (namespace, identifier) → id
         self._historised: set[ua.NodeId] = set()
         self._chaos_task: asyncio.Task[None] | None = None
-        self._address_space: Any = None  # the server's, once started
+        self._address_space: Any = None  # the server's, while it runs
+        self._started_once = False
+
+    @property
+    def running(self) -> bool:
+        return self._address_space is not None
 
     async def start(self) -> None:
+        """Start serving; after a `stop()`, a new server with the same address space and the
+        history kept meanwhile (a PLC whose OPC UA server restarts while its logic runs)."""
+        if self._started_once:
+            self.server = server_with_security(self.security)
+        self._started_once = True
         server = self.server
         await server.init()
         server.iserver.history_manager.set_storage(self.history)
@@ -115,12 +125,15 @@ class OpcUaDevice:
     async def stop(self) -> None:
         if self._chaos_task is not None:
             self._chaos_task.cancel()
+        self._address_space = None
         await self.server.stop()
 
     async def write(self, node_id: ua.NodeId, value: ua.DataValue) -> None:
-        """Set the variable's value as the device's sensor/PLC logic would, and historise it."""
-        status = await self._address_space.write_attribute_value(node_id, ua.AttributeIds.Value,
-                                                                 value)
+        """Set the variable's value as the device's sensor/PLC logic would, and historise it
+        (only historise it while the server is stopped)."""
+        status = ua.StatusCode() if self._address_space is None else \
+            await self._address_space.write_attribute_value(node_id, ua.AttributeIds.Value,
+                                                            value)
         if not status.is_good():  # e.g. BadTypeMismatch: counted, never a crash
             reason = status.name
             self.stats.rejected_writes[reason] = self.stats.rejected_writes.get(reason, 0) + 1
@@ -172,7 +185,7 @@ class OpcUaDevice:
                     ua.Variant(ua.LocalizedText(spec.description))))
             if spec.historizing:
                 await self._historise(var)
-                if self.initial_time is not None:
+                if self.initial_time is not None and not self.history.has_values(node_id):
                     self.history.save(node_id, initial)
             self.node_ids[(spec.namespace, spec.identifier)] = node_id
 

@@ -24,9 +24,14 @@ class SampleHistory(HistoryDict):  # type: ignore[misc]  # asyncua is untyped he
 
     async def new_historized_node(self, node_id: ua.NodeId, period: Any = None,
                                   count: int = 0) -> None:
+        if node_id in self._datachanges:
+            return  # a restarted server: the history recorded so far stays
         # HistoryDict reads iterate and reverse these, which a deque does as well as a list
         self._datachanges[node_id] = collections.deque(maxlen=count or self.values_per_node)
         self._datachanges_period[node_id] = None, count
+
+    def has_values(self, node_id: ua.NodeId) -> bool:
+        return bool(self._datachanges.get(node_id))
 
     async def save_node_value(self, node_id: ua.NodeId, datavalue: ua.DataValue) -> None:
         self.save(node_id, datavalue)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from asyncua import ua
 
@@ -70,7 +70,9 @@ class PlcServer:
         self.device = OpcUaDevice(self.endpoint, f"smeltwatch simulated PLC {source.id}",
                                   f"urn:smeltwatch:sim:{source.id}",
                                   variable_specs(plant, source), security, chaos,
-                                  initial_time=clock.start)
+                                  # the PLC booted a moment before the scenario began; a
+                                  # boot state at the first value's instant would collide
+                                  initial_time=clock.start - timedelta(seconds=1))
         self.quality_cycle = quality_cycle or QualityCycle()
         self._targets: dict[tuple[str, str], tuple[ua.NodeId, Binding, bool]] = {}
 

@@ -150,7 +150,7 @@ async def test_quality_cycling_goes_good_uncertain_bad_on_its_period() -> None:
         async with Client(f"opc.tcp://127.0.0.1:{port}", timeout=10) as reader:
             ns = await reader.get_namespace_index("urn:smeltwatch:yulin-1")
             melt = reader.get_node(ua.NodeId("refining/refining-1.refining_melt_temp_c", ns))
-            history = await melt.read_raw_history(scenario.start,
+            history = await melt.read_raw_history(scenario.start - timedelta(minutes=1),
                                                   scenario.start + timedelta(hours=2))
     finally:
         await run.close()

@@ -74,11 +74,12 @@ async def test_browse_units_subscribe_bad_status_and_history() -> None:
             assert all(dv.ServerTimestamp is not None for dv in got)
 
             # HistoryRead of the simulated hour (by source time)
-            history = await zone.read_raw_history(scenario.start,
+            history = await zone.read_raw_history(scenario.start - timedelta(minutes=1),
                                                   scenario.start + timedelta(hours=1))
             # the server historises changes (the same trigger): the start (waiting for
             # initial data), every good minute, and the Bad period once, at its start
             assert history[0].StatusCode.value == ua.StatusCodes.BadWaitingForInitialData
+            assert history[0].SourceTimestamp == scenario.start - timedelta(seconds=1)
             assert [dv.SourceTimestamp - scenario.start for dv in history[1:]] == [
                 timedelta(minutes=m) for m in [*range(1, 21), *range(30, 61)]]
     finally:
