@@ -102,9 +102,11 @@ class StoreWriter:
         self._tags = TagRegistry()
         self._optimistic = True  # try the direct COPY first (see the module docstring)
 
-    async def open(self) -> None:
+    async def open(self, wait: bool = True) -> None:
+        """`wait=False`: never fails — the pool keeps connecting in the background (a collector
+        starts while the database is down, and spools meanwhile)."""
         try:
-            await self._pool.open(wait=True, timeout=self._settings.connect_timeout_s)
+            await self._pool.open(wait=wait, timeout=self._settings.connect_timeout_s)
         except Exception as exc:
             raise unavailable(self._settings.database_url, exc) from exc
 
