@@ -146,6 +146,12 @@ class OpcUaDevice:
             self.history.save(node_id, value)
         self.stats.writes += 1
 
+    def calm(self) -> None:
+        """End the chaos (connections stay up from now on)."""
+        if self._chaos_task is not None:
+            self._chaos_task.cancel()
+            self._chaos_task = None
+
     def drop_connections(self) -> int:
         """Cut every client connection abruptly, as a network or PLC fault would."""
         transports = list(self.server.iserver.asyncio_transports)
