@@ -18,7 +18,6 @@ from collector.sources.health import SourceHealth
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
                    3600.0)
-FAILING_FILL = 0.99  # the spool this full and the database down: nothing more can be kept
 
 
 class _State(Collector):
@@ -103,7 +102,7 @@ class CollectorTelemetry:
 
     def health(self) -> dict[str, object]:
         st, spool = self.pipeline.stats, self.spool
-        failing = not st.db_up and spool.fill_ratio >= FAILING_FILL
+        failing = st.spool_full  # the database away and the spool refusing: data is at risk
         degraded = not st.db_up or not all(h.up for h in self.sources)
         oldest = spool.oldest_received_at
         return {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -26,7 +27,7 @@ def test_help_lists_every_command() -> None:
 
 
 @pytest.mark.parametrize(("args", "issue"), [
-    (("collect",), "#4"), (("rules", "run"), "#5"), (("serve",), "#6"), (("report",), "#6"),
+    (("rules", "run"), "#5"), (("serve",), "#6"), (("report",), "#6"),
     (("dashboards", "build"), "#7"),
 ])
 def test_commands_of_later_issues_say_not_yet_implemented(args: tuple[str, ...],
@@ -76,3 +77,31 @@ def test_sim_run_without_a_broker_is_a_clear_error() -> None:
     assert result.returncode == 1
     assert "cannot connect to the MQTT broker at 127.0.0.1:1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_collect_mistakes_are_clear_errors(tmp_path: Path) -> None:
+    missing = run("collect", "--plant", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 1 and "nope.yaml" in missing.stderr
+    unknown = run("collect", "--only", "plc-moon")
+    assert unknown.returncode == 1
+    assert "no source plc-moon in the plant model; it has plc-kiln" in unknown.stderr
+    for result in (missing, unknown):
+        assert "Traceback" not in result.stderr
+
+
+def test_collect_stops_cleanly_on_sigterm(tmp_path: Path, empty_database: str) -> None:
+    """Started with the database missing: it spools, reports it, and a SIGTERM ends it with
+    exit code 0 (the queue flushed)."""
+    import signal
+    import time
+
+    env = {"PATH": "/usr/bin", "SMELTWATCH_DATABASE_URL": empty_database + "_absent",
+           "SMELTWATCH_SPOOL_DIR": str(tmp_path / "spool")}
+    process = subprocess.Popen([SMELTWATCH, "collect", "--only", "plant-mqtt", "--metrics-port",
+                                "0"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "the database is not reachable at start; spooling" in err
+    assert "Traceback" not in err

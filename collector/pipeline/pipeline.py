@@ -61,6 +61,7 @@ class PipelineStats:
     db_up: bool = True
     db_error: str = ""
     db_down_since: float | None = None
+    spool_full: bool = False   # the last append was refused: data is being held or dropped
 
 
 # called per durable batch: (seconds since the batch was received, seconds since the source
@@ -116,17 +117,20 @@ class Pipeline:
 
     async def _make_durable(self, batches: list[Batch]) -> None:
         if self.stats.db_up and await self._write(batches):
+            self.stats.spool_full = False
             self._acknowledge(batches)
             return
         try:
             await asyncio.to_thread(self.spool.append, batches)
         except SpoolFull as exc:
+            self.stats.spool_full = True
             waiting = [b for b in batches if b.on_durable is not None]
             self._dropped([b for b in batches if b.on_durable is None], str(exc))
             if waiting:
                 self.intake.put_back(waiting)
                 await asyncio.sleep(min(1.0, self.settings.probe_interval_s))
             return
+        self.stats.spool_full = False
         self.stats.batches_spooled += len(batches)
         self.stats.readings_spooled += sum(len(b.readings) for b in batches)
         self._acknowledge(batches)

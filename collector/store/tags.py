@@ -22,9 +22,11 @@ class TagRegistry:
     def __init__(self) -> None:
         self._tags: dict[tuple[str, str], Tag] = {}
 
-    def lookup(self, key: tuple[str, str]) -> Tag | None:
-        """(asset, signal) → Tag, or None if not registered yet (hot path: a dict lookup)."""
-        return self._tags.get(key)
+    @property
+    def known(self) -> dict[tuple[str, str], Tag]:
+        """(asset, signal) → Tag of every registered tag: the cache itself, for the writer's
+        hot loop (read it, never write it)."""
+        return self._tags
 
     async def register(self, conn: AsyncConnection, keys: list[tuple[str, str]]) -> dict[
             tuple[str, str], str]:

@@ -25,13 +25,13 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from collector.contracts import DeadLetter, MaterialEvent, Quality, Reading
+from collector.store.binary_copy import Row, pack_rows
 from collector.store.database import make_pool, pooled, unavailable
 from collector.store.events import write_events
 from collector.store.settings import StoreSettings
@@ -48,7 +48,6 @@ STAGE_COPY = ("copy samples_stage (time, tag_id, value, quality, status_code, se
               "from stdin (format binary)")
 DIRECT_COPY = ("copy samples (time, tag_id, value, quality, status_code, server_time) "
                "from stdin (format binary)")
-STAGE_TYPES = ["timestamptz", "int4", "float8", "int2", "int8", "timestamptz"]
 INSERT_FROM_STAGE = """
 insert into samples (time, tag_id, value, quality, status_code, server_time)
 select time, tag_id, value, quality, status_code, server_time from samples_stage
@@ -66,7 +65,6 @@ insert into rollup_dirty (hour)
 select to_timestamp(h * 3600) from unnest(%s::bigint[]) as h
 on conflict do nothing"""
 
-Row = tuple[datetime, int, float | None, int, int, datetime | None]
 
 
 @dataclass
@@ -167,8 +165,10 @@ class StoreWriter:
                          for r in still]
         result = WriteResult()
         if rows:
-            if not (self._optimistic and await self._copy_direct(conn, rows, result)):
-                await self._copy_staged(conn, rows, _origin(readings), result)
+            data = pack_rows(rows)
+            if not (self._optimistic and await self._copy_direct(conn, data, len(rows),
+                                                                 result)):
+                await self._copy_staged(conn, data, len(rows), _origin(readings), result)
                 self._optimistic = result.inserted == len(rows)
             hours = list({int(t.timestamp()) // 3600 for t in {row[0] for row in rows}})
             await conn.execute(MARK_DIRTY, (hours,))
@@ -184,7 +184,7 @@ class StoreWriter:
         rows: list[Row] = []
         rejected: list[_Rejected] = []
         unregistered: list[Reading] = []
-        lookup = self._tags.lookup
+        lookup = self._tags.known.get  # the hot path: one dict lookup per reading
         good = Quality.GOOD
         for r in readings:
             tag = lookup((r.asset, r.signal))
@@ -209,32 +209,29 @@ class StoreWriter:
         return rows, rejected, unregistered
 
     @staticmethod
-    async def _copy_direct(conn: AsyncConnection, rows: list[Row], result: WriteResult) -> bool:
+    async def _copy_direct(conn: AsyncConnection, data: bytes, n_rows: int,
+                           result: WriteResult) -> bool:
         """COPY straight into samples; False (and nothing written) if any row exists already."""
         try:
             async with conn.transaction(), conn.cursor() as cur, cur.copy(DIRECT_COPY) as copy:
-                copy.set_types(STAGE_TYPES)
-                for row in rows:
-                    await copy.write_row(row)
+                await copy.write(data)
         except psycopg.errors.UniqueViolation:
             return False
-        result.inserted = len(rows)
+        result.inserted = n_rows
         return True
 
     @staticmethod
-    async def _copy_staged(conn: AsyncConnection, rows: list[Row], origin: str,
+    async def _copy_staged(conn: AsyncConnection, data: bytes, n_rows: int, origin: str,
                            result: WriteResult) -> None:
         async with conn.cursor() as cur:
             async with cur.copy(STAGE_COPY) as copy:
-                copy.set_types(STAGE_TYPES)
-                for row in rows:
-                    await copy.write_row(row)
+                await copy.write(data)
             await cur.execute(INSERT_FROM_STAGE)
             result.inserted = cur.rowcount
-            if result.inserted < len(rows):
+            if result.inserted < n_rows:
                 await cur.execute(RECORD_CONFLICTS, (origin,))
                 result.conflicts = cur.rowcount
-                result.duplicates += len(rows) - result.inserted - result.conflicts
+                result.duplicates += n_rows - result.inserted - result.conflicts
 
 
 async def _create_stage(conn: AsyncConnection) -> None:

@@ -154,3 +154,25 @@ async def test_database_gone_after_open_raises_store_unavailable(migrated_url: s
         # the pool replaces the dead connection; the next batch goes through
         result = await writer.put([vacuum(1, 12.0)])
     assert result.inserted == 1
+
+
+async def test_packed_binary_copy_round_trips_every_null_combination(
+        store_settings: StoreSettings) -> None:
+    """The writer packs COPY rows itself (collector/store/binary_copy.py): every field comes
+    back as written — values, NULLs, full 32-bit status codes, server times, µs."""
+    server = T0 + timedelta(seconds=5, microseconds=123)
+    readings = [
+        Reading(RETORT, "vacuum_pa", 8.25, T0 + timedelta(microseconds=1), server_time=server),
+        Reading(RETORT, "vacuum_pa", None, T0 + timedelta(seconds=1), Quality.BAD, 0xFFFF_FFFF,
+                server_time=server),
+        Reading(RETORT, "vacuum_pa", 9.5, T0 + timedelta(seconds=2), Quality.UNCERTAIN,
+                0x4093_0000),
+        Reading(RETORT, "vacuum_pa", None, T0 + timedelta(seconds=3), Quality.BAD, STATUS_BAD),
+    ]
+    async with StoreWriter(store_settings) as writer:
+        assert (await writer.put(readings)).inserted == 4
+    stored = await rows(store_settings.database_url,
+                        "select time, value, quality, status_code, server_time from samples "
+                        "order by time")
+    assert stored == [(r.time, r.value, int(r.quality), r.status_code, r.server_time)
+                      for r in readings]

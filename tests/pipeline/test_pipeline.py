@@ -1,0 +1,76 @@
+"""The pipeline's promises when the database is away and the spool fills: what a source must
+acknowledge is held (never acknowledged, never lost), what nobody waits for is dropped — counted,
+logged and reported as failing — and nothing of it is silent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from collector.contracts import Reading
+from collector.observability import CollectorTelemetry
+from collector.pipeline.batch import Batch
+from collector.pipeline.pipeline import Pipeline
+from collector.pipeline.settings import PipelineSettings
+from collector.pipeline.spool import Spool
+from collector.store import StoreSettings, StoreWriter
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+NOWHERE = "postgresql://postgres@127.0.0.1:1/smeltwatch"  # nothing listens on port 1
+
+
+def batch(i: int, acknowledged: list[int] | None = None, size: int = 100) -> Batch:
+    readings = [Reading("yulin-1/reduction/furnace-01/zone-1", "zone_temp_c", 1220.0,
+                        T0 + timedelta(seconds=i * 100_000 + k), origin="test")
+                for k in range(size)]
+    on_durable = None if acknowledged is None else (lambda: acknowledged.append(i))
+    return Batch("test", readings, on_durable=on_durable)
+
+
+async def test_a_full_spool_holds_acknowledged_sources_and_drops_the_rest_loudly(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    writer = StoreWriter(StoreSettings(database_url=NOWHERE, connect_timeout_s=1))
+    await writer.open(wait=False)
+    spool = Spool(tmp_path / "spool", max_bytes=64 * 1024, segment_bytes=16 * 1024)
+    spool.open()
+    pipeline = Pipeline(writer, spool, PipelineSettings(
+        batch_max_wait_s=0.02, probe_interval_s=0.2, write_timeout_s=2.0,
+        queue_max_readings=1_000))
+    assert not await pipeline.check_database()
+    running = asyncio.create_task(pipeline.run())
+    acknowledged: list[int] = []
+    try:
+        with caplog.at_level(logging.ERROR, logger="collector.pipeline.pipeline"):
+            for i in range(60):                      # OPC UA: offered, never waited for
+                pipeline.offer(batch(i))
+                await asyncio.sleep(0.01)
+            assert await _eventually(lambda: pipeline.stats.dropped_readings > 0)
+        assert "DROPPED" in caplog.text and "spool" in caplog.text
+        spooled = spool.batches
+        # MQTT: a message larger than the room left waits for durability
+        await pipeline.submit(batch(1000, acknowledged, size=900))
+        await asyncio.sleep(1.0)
+        assert acknowledged == []                         # full: not acknowledged...
+        assert spool.batches == spooled                   # ...and not lost: held in the queue
+        health = CollectorTelemetry(pipeline, spool, []).health()
+        assert health["status"] == "failing"
+        assert health["queue"]["dropped_readings"] == pipeline.stats.dropped_readings  # type: ignore[index]
+    finally:
+        await pipeline.close()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await writer.close()
+        spool.close()
+
+
+async def _eventually(check: object, timeout_s: float = 10.0) -> bool:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        if check():  # type: ignore[operator]
+            return True
+        await asyncio.sleep(0.05)
+    return False
