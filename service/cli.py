@@ -24,8 +24,12 @@ def report() -> None:
 
 def demo(
     plant: str = typer.Option("plants/demo.yaml", help="plant model YAML"),
+    scenario: str = typer.Option("normal-month", help="simulator scenario (sim list)"),
+    speed: float = typer.Option(60.0, help="simulated seconds per wall second"),
+    seconds: float | None = typer.Option(None, "--for", help="stop after this many seconds"),
 ) -> None:
-    """Bring the whole stack up on this machine. Today: database schema and plant model."""
+    """Bring the whole stack up on this machine: the database, the simulated plant and the
+    collector (rules, API and dashboards join as their issues land), until Ctrl-C."""
     url = StoreSettings().database_url
     try:
         model = load_plant(plant)
@@ -39,5 +43,6 @@ def demo(
     typer.echo(f"plant {model.site.id}: {len(model.assets())} assets, "
                f"{len(model.bindings())} bindings, capacity ≈ "
                f"{model.capacity_t_per_year():,.0f} t Mg/a")
-    typer.echo("The simulators, collectors, rules and API join this demo as their issues land "
-               "(#3-#7); see README.md.")
+    from service.demo import run_demo
+
+    run_demo(model, plant, url, scenario, speed, seconds)

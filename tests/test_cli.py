@@ -37,12 +37,20 @@ def test_commands_of_later_issues_say_not_yet_implemented(args: tuple[str, ...],
     assert f"not yet implemented (issue {issue})" in result.stderr
 
 
-def test_demo_migrates_and_describes_the_plant(empty_database: str) -> None:
-    result = subprocess.run([SMELTWATCH, "demo"], capture_output=True, text=True, cwd=REPO,
-                            env={"SMELTWATCH_DATABASE_URL": empty_database, "PATH": "/usr/bin"},
-                            timeout=120)
+def test_demo_runs_the_stack_and_stops_cleanly(empty_database: str, tmp_path: Path) -> None:
+    """The README's first command on a fresh database: migrates, starts the simulated plant
+    and the collector, shows data arriving, and stops them all."""
+    env = {"SMELTWATCH_DATABASE_URL": empty_database, "PATH": "/usr/bin",
+           "SMELTWATCH_SPOOL_DIR": str(tmp_path / "spool"),
+           "SMELTWATCH_MQTT_SESSION_EXPIRY_S": "10"}  # leave no session queueing on the broker
+    result = subprocess.run([SMELTWATCH, "demo", "--speed", "3600", "--for", "25"],
+                            capture_output=True, text=True, cwd=REPO, env=env, timeout=180)
     assert result.returncode == 0, result.stderr
     assert "plant yulin-1: 143 assets, 476 bindings" in result.stdout
+    assert "started simulator: sim run normal-month --speed 3600" in result.stdout
+    stored = [line for line in result.stdout.splitlines() if line.startswith("stopped: ")]
+    samples = int(stored[0].split("samples ")[1].split()[0].replace(",", ""))
+    assert samples > 10_000, result.stdout
 
 
 def test_sim_list_names_every_scenario() -> None:
@@ -96,7 +104,8 @@ def test_collect_stops_cleanly_on_sigterm(tmp_path: Path, empty_database: str) -
     import time
 
     env = {"PATH": "/usr/bin", "SMELTWATCH_DATABASE_URL": empty_database + "_absent",
-           "SMELTWATCH_SPOOL_DIR": str(tmp_path / "spool")}
+           "SMELTWATCH_SPOOL_DIR": str(tmp_path / "spool"),
+           "SMELTWATCH_MQTT_SESSION_EXPIRY_S": "10"}
     process = subprocess.Popen([SMELTWATCH, "collect", "--only", "plant-mqtt", "--metrics-port",
                                 "0"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
     time.sleep(4)
