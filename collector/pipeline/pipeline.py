@@ -126,7 +126,11 @@ class Pipeline:
             self.stats.spool_full = True
             waiting = [b for b in batches if b.on_durable is not None]
             self._dropped([b for b in batches if b.on_durable is None], str(exc))
-            if waiting:
+            if waiting and self._closing:
+                # stopping with nowhere to put them: unacknowledged, the broker keeps them
+                log.warning("stopping with %d unacknowledged batches (no database, spool "
+                            "full): their broker sends them again next time", len(waiting))
+            elif waiting:
                 self.intake.put_back(waiting)
                 await asyncio.sleep(min(1.0, self.settings.probe_interval_s))
             return

@@ -74,3 +74,28 @@ async def _eventually(check: object, timeout_s: float = 10.0) -> bool:
             return True
         await asyncio.sleep(0.05)
     return False
+
+
+async def test_stopping_with_no_database_and_a_full_spool_does_not_hang(tmp_path: Path) -> None:
+    """What cannot be made durable stays unacknowledged (the broker keeps it); the collector
+    still stops."""
+    writer = StoreWriter(StoreSettings(database_url=NOWHERE, connect_timeout_s=1))
+    await writer.open(wait=False)
+    spool = Spool(tmp_path / "spool", max_bytes=16 * 1024, segment_bytes=8 * 1024)
+    spool.open()
+    pipeline = Pipeline(writer, spool, PipelineSettings(batch_max_wait_s=0.02,
+                                                        write_timeout_s=2.0))
+    assert not await pipeline.check_database()
+    running = asyncio.create_task(pipeline.run())
+    acknowledged: list[int] = []
+    try:
+        for i in range(5):
+            await pipeline.submit(batch(i, acknowledged, size=300))
+        await asyncio.sleep(0.5)
+        await pipeline.close()
+        await asyncio.wait_for(running, 10)
+    finally:
+        running.cancel()
+        await writer.close()
+        spool.close()
+    assert len(acknowledged) == spool.batches < 5  # what fitted is durable and acknowledged
