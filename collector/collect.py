@@ -139,7 +139,10 @@ class CollectorApp:
                 task.cancel()
         await self.pipeline.close()
         if self._pipeline_task is not None:
-            await self._pipeline_task
+            try:
+                await self._pipeline_task
+            except Exception:  # stop the rest all the same
+                log.exception("the pipeline failed while stopping")
         for task in self._source_tasks:
             task.cancel()
         await asyncio.gather(*self._source_tasks, return_exceptions=True)

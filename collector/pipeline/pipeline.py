@@ -26,7 +26,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import psycopg
+
 from collector.contracts import DeadLetter, MaterialEvent, Reading
+from collector.pipeline import spool_codec
 from collector.pipeline.batch import Batch
 from collector.pipeline.intake import Intake
 from collector.pipeline.settings import PipelineSettings
@@ -77,6 +80,7 @@ class Pipeline:
         self.intake = Intake(self.settings.queue_max_readings)
         self.stats = PipelineStats()
         self.latency_observers: list[LatencyObserver] = []
+        self._spool_broken = False
         self._probe: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -102,8 +106,14 @@ class Pipeline:
                 batches = await self.intake.take(s.batch_max_readings,
                                                  0.0 if draining else s.batch_max_wait_s)
                 if batches:
-                    await self._make_durable(batches)
-                if self.stats.db_up and self.spool.batches > 0:
+                    try:
+                        await self._make_durable(batches)
+                    except Exception:  # a bug, not a fault: say so loudly and keep going
+                        log.exception("could not make %d batches durable", len(batches))
+                        self._dropped([b for b in batches if b.on_durable is None],
+                                      "internal error (see the traceback above)")
+                        await asyncio.sleep(1.0)  # unacknowledged MQTT batches come again
+                if self.stats.db_up and self.spool.batches > 0 and not self._spool_broken:
                     await self._drain_some()
                 elif not batches and self._closing:
                     break
@@ -122,7 +132,9 @@ class Pipeline:
             return
         try:
             await asyncio.to_thread(self.spool.append, batches)
-        except SpoolFull as exc:
+        except (SpoolFull, OSError) as exc:  # full, or the disk failed (ENOSPC, EIO)
+            if not isinstance(exc, SpoolFull):
+                log.error("cannot write the spool %s: %s", self.spool.directory, exc)
             self.stats.spool_full = True
             waiting = [b for b in batches if b.on_durable is not None]
             self._dropped([b for b in batches if b.on_durable is None], str(exc))
@@ -140,20 +152,64 @@ class Pipeline:
         self._acknowledge(batches)
 
     async def _write(self, batches: list[Batch]) -> bool:
-        readings = [r for b in batches for r in b.readings]
-        events = [e for b in batches for e in b.events]
-        letters = [d for b in batches for d in b.dead_letters]
+        """True once the batches are in the database: stored, or — those the database refuses
+        for what they contain — as dead letters. False: the database is unavailable."""
         try:
-            result = await asyncio.wait_for(self.writer.write(readings, events, letters),
-                                            self.settings.write_timeout_s)
+            self._count(await self._write_together(batches))
         except (StoreUnavailable, TimeoutError) as exc:
             self._database_down(exc)
             return False
-        self._count(result)
+        except psycopg.Error as exc:  # refused for its content: find the batch that is
+            log.warning("the database refused a write (%s); writing the %d batches one by "
+                        "one", _first_line(exc), len(batches))
+            for batch in batches:
+                if not await self._write_alone(batch):
+                    return False
         return True
 
+    async def _write_together(self, batches: list[Batch]) -> WriteResult:
+        readings = [r for b in batches for r in b.readings]
+        events = [e for b in batches for e in b.events]
+        letters = [d for b in batches for d in b.dead_letters]
+        return await asyncio.wait_for(self.writer.write(readings, events, letters),
+                                      self.settings.write_timeout_s)
+
+    async def _write_alone(self, batch: Batch) -> bool:
+        try:
+            self._count(await self._write_together([batch]))
+            return True
+        except (StoreUnavailable, TimeoutError) as exc:
+            self._database_down(exc)
+            return False
+        except psycopg.Error as exc:
+            poisoned = DeadLetter(
+                f"pipeline:{batch.source}", f"the database refused this batch: "
+                f"{_first_line(exc)}", _as_payload(batch),
+                {"readings": len(batch.readings), "events": len(batch.events),
+                 "dead_letters": len(batch.dead_letters),
+                 "payload": "a spool record (collector/pipeline/spool_codec.py)"})
+            log.error("a batch of %s is kept as a dead letter: %s", batch.source,
+                      poisoned.reason)
+            try:
+                self._count(await asyncio.wait_for(self.writer.write((), (), [poisoned]),
+                                                   self.settings.write_timeout_s))
+            except (StoreUnavailable, TimeoutError, psycopg.Error) as again:
+                self._database_down(again)
+                return False
+            return True
+
     async def _drain_some(self) -> None:
-        pending = await asyncio.to_thread(self.spool.peek, self.settings.drain_batches_per_turn)
+        spool = self.spool
+        per_batch = max(1, spool.readings // max(1, spool.batches))
+        wanted = max(1, min(self.settings.drain_batches_per_turn,
+                            self.settings.batch_max_readings // per_batch))
+        try:
+            pending = await asyncio.to_thread(spool.peek, wanted)
+        except Exception:
+            log.exception("cannot read the spool %s; draining stops until a restart",
+                          spool.directory)
+            self._spool_broken = True
+            return
         if not pending:
             return
         batches = [batch for _, batch in pending]
@@ -187,6 +243,12 @@ class Pipeline:
         st.events_stored += result.events_inserted
 
     def _dropped(self, batches: list[Batch], why: str) -> None:
+        for b in batches:
+            if b.on_dropped is not None:
+                try:
+                    b.on_dropped()
+                except Exception:
+                    log.exception("telling %s about a dropped batch failed", b.source)
         readings = [r for b in batches for r in b.readings]
         if not readings:
             return
@@ -224,7 +286,7 @@ class Pipeline:
             await asyncio.sleep(self.settings.probe_interval_s)
             try:
                 await asyncio.wait_for(self.writer.ping(), self.settings.write_timeout_s)
-            except (StoreUnavailable, TimeoutError) as exc:
+            except Exception as exc:  # whatever it is, the database is not back
                 self.stats.db_error = str(exc) or "no answer"
                 continue
             down_for = time.time() - (self.stats.db_down_since or time.time())
@@ -232,3 +294,17 @@ class Pipeline:
                      self.spool.batches)
             self.stats.db_up, self.stats.db_error, self.stats.db_down_since = True, "", None
             return
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _as_payload(batch: Batch) -> bytes:
+    """The batch as a spool record (decodable with spool_codec), or, if even that fails, its
+    text."""
+    try:
+        return spool_codec.encode(batch)
+    except Exception:
+        return repr(batch).encode("utf-8", "backslashreplace")[:65536]

@@ -26,5 +26,6 @@ class PipelineSettings(BaseSettings):
     spool_hours: float = Field(default=24.0, gt=0)
     spool_rate_per_s: float | None = Field(default=None, gt=0)
     spool_max_bytes: int | None = Field(default=None, gt=0, description="overrides the hours")
-    # while draining the spool, at most this many batches per turn, so live data keeps moving
-    drain_batches_per_turn: int = Field(default=20, ge=1)
+    # while draining the spool, one turn takes up to batch_max_readings readings (at most this
+    # many batches), then live data has its turn
+    drain_batches_per_turn: int = Field(default=2_000, ge=1)

@@ -39,10 +39,14 @@ async def write_events(conn: AsyncConnection, events: Sequence[MaterialEvent]) -
     result = EventResult()
     async with conn.cursor() as cur:
         for e in events:
+            # the key row exists (version 0: nothing stored yet) and is locked before anything
+            # is read, so two collectors storing the same event serialise instead of clashing
+            await cur.execute("insert into event_keys (event_key, current_version) "
+                              "values (%s, 0) on conflict do nothing", (e.key,))
             await cur.execute("select current_version from event_keys where event_key = %s "
                               "for update", (e.key,))
             row = await cur.fetchone()
-            current = None if row is None else int(row[0])
+            current = int(row[0]) if row is not None and row[0] else None
             if current is not None:
                 await cur.execute(
                     f"select {', '.join(_COLUMNS)} from events "  # noqa: S608 (fixed columns)
@@ -63,8 +67,8 @@ async def write_events(conn: AsyncConnection, events: Sequence[MaterialEvent]) -
                  e.destination.value if e.destination else None, e.ticket, e.origin,
                  superseded))
             if current is None:
-                await cur.execute("insert into event_keys (event_key, current_version) "
-                                  "values (%s, %s)", (e.key, e.version))
+                await cur.execute("update event_keys set current_version = %s "
+                                  "where event_key = %s", (e.version, e.key))
             elif e.version > current:
                 await cur.execute("update events set superseded = true "
                                   "where event_key = %s and version < %s", (e.key, e.version))

@@ -28,10 +28,12 @@ class TagRegistry:
         hot loop (read it, never write it)."""
         return self._tags
 
-    async def register(self, conn: AsyncConnection, keys: list[tuple[str, str]]) -> dict[
-            tuple[str, str], str]:
-        """Register the catalogued keys not cached yet, in the order given; returns
-        {key: reason} for those that cannot be registered."""
+    async def register(self, conn: AsyncConnection, keys: list[tuple[str, str]]
+                       ) -> tuple[dict[tuple[str, str], Tag], dict[tuple[str, str], str]]:
+        """Register the catalogued keys not cached yet, in the order given: ({key: Tag} of
+        those registered, {key: reason} of those that cannot be). The cache is not touched:
+        `remember` the tags once the caller's transaction has committed."""
+        found: dict[tuple[str, str], Tag] = {}
         rejected: dict[tuple[str, str], str] = {}
         wanted: list[tuple[str, str, str, str]] = []
         for asset, name in keys:
@@ -45,7 +47,7 @@ class TagRegistry:
             else:
                 wanted.append((asset, name, entry.unit, entry.kind.value))
         if not wanted:
-            return rejected
+            return found, rejected
         async with conn.cursor() as cur:
             await cur.executemany(
                 "insert into tags (asset, signal, unit, kind) values (%s, %s, %s, %s) "
@@ -56,5 +58,8 @@ class TagRegistry:
                 ([w[0] for w in wanted], [w[1] for w in wanted]))
             for asset, name, tag_id in await cur.fetchall():
                 low, high = signals.CATALOGUE[name].physical_range
-                self._tags[(asset, name)] = Tag(tag_id, low, high)
-        return rejected
+                found[(asset, name)] = Tag(tag_id, low, high)
+        return found, rejected
+
+    def remember(self, tags: dict[tuple[str, str], Tag]) -> None:
+        self._tags.update(tags)

@@ -20,6 +20,7 @@ writer stays on the staging path until a batch comes through without any overlap
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -59,7 +60,8 @@ insert into sample_conflicts (time, tag_id, stored_value, stored_quality, offere
                               offered_quality, offered_status, origin)
 select s.time, s.tag_id, x.value, x.quality, s.value, s.quality, s.status_code, %s
 from samples_stage s join samples x on x.tag_id = s.tag_id and x.time = s.time
-where x.value is distinct from s.value or x.quality <> s.quality"""
+where x.value is distinct from s.value or x.quality <> s.quality
+on conflict do nothing"""
 MARK_DIRTY = """
 insert into rollup_dirty (hour)
 select to_timestamp(h * 3600) from unnest(%s::bigint[]) as h
@@ -138,44 +140,50 @@ class StoreWriter:
             return WriteResult()
         url = self._settings.database_url
         try:
+            rows, rejected = await self._prepare(readings)
             async with pooled(self._pool, url) as conn, conn.transaction():
-                result = await self._write(conn, readings) if readings else WriteResult()
-                rejected = list(dead_letters)
+                result = await self._write(conn, rows, _origin(readings))
+                letters = [item.dead_letter() for item in rejected] + list(dead_letters)
                 if events:
                     stored = await write_events(conn, events)
                     result.events_inserted = stored.inserted
                     result.events_duplicates = stored.duplicates
-                    rejected += stored.rejected
-                if rejected:
-                    await write_dead_letters(conn, rejected)
-                    _count(result, rejected)
+                    letters += stored.rejected
+                if letters:
+                    await write_dead_letters(conn, letters)
+                    _count(result, letters)
                 return result
         except psycopg.OperationalError as exc:
             raise unavailable(url, exc) from exc
 
-    async def _write(self, conn: AsyncConnection, readings: Sequence[Reading]) -> WriteResult:
+    async def _prepare(self, readings: Sequence[Reading]) -> tuple[list[Row], list[_Rejected]]:
+        """Rows to store and what cannot be stored. Tags seen for the first time are registered
+        first, in a transaction of their own: the cache only learns ids that are committed
+        (a batch transaction that rolled back would leave ids pointing nowhere)."""
         rows, rejected, unregistered = self._rows(readings)
-        if unregistered:  # first sight of these tags: register them, then take their rows
-            reasons = await self._tags.register(
-                conn, list(dict.fromkeys((r.asset, r.signal) for r in unregistered)))
+        if unregistered:
+            keys = list(dict.fromkeys((r.asset, r.signal) for r in unregistered))
+            async with pooled(self._pool, self._settings.database_url) as conn:
+                async with conn.transaction():
+                    found, reasons = await self._tags.register(conn, keys)
+                self._tags.remember(found)
             more_rows, more_rejected, still = self._rows(unregistered)
             rows += more_rows
             rejected += more_rejected
             rejected += [_Rejected(r, reasons.get((r.asset, r.signal), "tag not registered"))
                          for r in still]
+        return rows, rejected
+
+    async def _write(self, conn: AsyncConnection, rows: list[Row], origin: str) -> WriteResult:
         result = WriteResult()
         if rows:
             data = pack_rows(rows)
             if not (self._optimistic and await self._copy_direct(conn, data, len(rows),
                                                                  result)):
-                await self._copy_staged(conn, data, len(rows), _origin(readings), result)
+                await self._copy_staged(conn, data, len(rows), origin, result)
                 self._optimistic = result.inserted == len(rows)
             hours = list({int(t.timestamp()) // 3600 for t in {row[0] for row in rows}})
             await conn.execute(MARK_DIRTY, (hours,))
-        if rejected:
-            letters = [item.dead_letter() for item in rejected]
-            await write_dead_letters(conn, letters)
-            _count(result, letters)
         return result
 
     def _rows(self, readings: Sequence[Reading]
@@ -253,13 +261,22 @@ def _origin(readings: Sequence[Reading]) -> str:
 
 
 async def write_dead_letters(conn: AsyncConnection, letters: Sequence[DeadLetter]) -> None:
+    """Identical dead letters (a replayed message) are stored once, by a digest of origin,
+    reason, payload and detail. Text PostgreSQL cannot hold (NUL) is shown escaped."""
+    rows = []
+    for d in letters:
+        # jsonb refuses \u0000 and text refuses NUL: keep them visible, not fatal
+        detail = json.dumps(d.detail, ensure_ascii=False, default=str).replace(
+            "\\u0000", "\\\\u0000")
+        origin, reason = d.origin.replace("\x00", "\\x00"), d.reason.replace("\x00", "\\x00")
+        fingerprint = hashlib.sha256(f"{origin}\x1f{reason}".encode("utf-8", "surrogatepass")
+                                     + d.payload + detail.encode("utf-8", "surrogatepass")
+                                     ).digest()
+        rows.append((origin, reason, d.payload, detail, fingerprint))
     async with conn.cursor() as cur:
         await cur.executemany(
-            "insert into dead_letters (origin, reason, payload, detail) "
-            "values (%s, %s, %s, %s::jsonb)",
-            [(d.origin, d.reason, d.payload, json.dumps(d.detail, ensure_ascii=False,
-                                                         default=str))
-             for d in letters])
+            "insert into dead_letters (origin, reason, payload, detail, fingerprint) "
+            "values (%s, %s, %s, %s::jsonb, %s) on conflict (fingerprint) do nothing", rows)
 
 
 def _count(result: WriteResult, letters: Sequence[DeadLetter]) -> None:

@@ -13,6 +13,7 @@ from collector.sources.opcua.source import OpcUaCollectorSource
 from simulators.opcua import OpcUaChaos, OpcUaSecurity
 from simulators.runner import RunOptions, ScenarioRun
 from tests.collector.conftest import (
+    count_diff,
     collector_options,
     expected_rows,
     ports_for,
@@ -39,9 +40,11 @@ async def test_plc_restart_reconnects_and_backfills_the_gap_without_loss_or_leak
                                                   linger_s=0))
     await run.start()
     device = run.servers[0].device
+    options = collector_options(db_url, tmp_path, SOURCES, endpoints)
+    # several CreateMonitoredItems calls: live values arrive before the backfill starts
+    options.opcua.max_items_per_call = 2
     try:
-        async with CollectorApp(plant, collector_options(db_url, tmp_path, SOURCES,
-                                                         endpoints)) as app:
+        async with CollectorApp(plant, options) as app:
             source = app.sources[0]
             assert isinstance(source, OpcUaCollectorSource)
             assert await wait_until(lambda: source.health.up, 30)
@@ -118,5 +121,45 @@ async def test_an_untrusted_server_certificate_is_refused_until_an_operator_trus
             assert await wait_until(lambda: source.health.up, 30)
             await run.play()
             assert await wait_until(lambda: stored_counts(db_url, site), 30)
+    finally:
+        await run.close()
+
+
+async def test_a_collector_started_while_the_plc_is_down_resumes_from_the_store(
+        db_url: str, tmp_path: Path) -> None:
+    """Collector A stops; the PLC goes down too; collector B starts while it is down and,
+    when it is back, reads everything since the newest stored sample from its history."""
+    plant, site = test_plant()
+    scenario = short_scenario(hours=10)
+    ports, endpoints = ports_for(plant, SOURCES)
+    run = ScenarioRun(plant, scenario, RunOptions(speed=3600, only=SOURCES, opcua_ports=ports))
+    await run.start()
+    device = run.servers[0].device
+    try:
+        first = CollectorApp(plant, collector_options(db_url, tmp_path / "a", SOURCES,
+                                                      endpoints))
+        await first.start()
+        assert await wait_until(lambda: first.sources[0].health.up, 30)
+        playing = asyncio.create_task(run.play())
+        await asyncio.sleep(2.0)
+        await first.stop()
+        await device.stop()
+        second = CollectorApp(plant, collector_options(db_url, tmp_path / "b", SOURCES,
+                                                       endpoints))
+        async with second:
+            source = second.sources[0]
+            assert await wait_until(lambda: "connection refused" in source.health.last_error,
+                                    20)
+            await asyncio.sleep(2.0)  # hours of simulated plant go by
+            await device.start()
+            await playing
+            want = expected_rows(plant, scenario, SOURCES)
+
+            async def all_stored() -> bool:
+                return await stored_counts(db_url, site) == want
+
+            assert await wait_until(all_stored, 60), count_diff(
+                await stored_counts(db_url, site), want)
+            assert source.health.backfilled > 60
     finally:
         await run.close()

@@ -99,3 +99,35 @@ async def test_stopping_with_no_database_and_a_full_spool_does_not_hang(tmp_path
         await writer.close()
         spool.close()
     assert len(acknowledged) == spool.batches < 5  # what fitted is durable and acknowledged
+
+
+async def test_a_batch_the_database_refuses_becomes_a_dead_letter_and_the_rest_is_stored(
+        db_url: str, tmp_path: Path) -> None:
+    """PostgreSQL refuses text with NUL in it: the batch carrying such a reading is kept whole
+    as a dead letter (a spool record), the batches beside it are stored, the MQTT message is
+    acknowledged, the pipeline keeps running."""
+    async with StoreWriter(StoreSettings(database_url=db_url)) as writer:
+        spool = Spool(tmp_path / "spool", max_bytes=2**20)
+        spool.open()
+        pipeline = Pipeline(writer, spool, PipelineSettings(batch_max_wait_s=0.2))
+        running = asyncio.create_task(pipeline.run())
+        acknowledged: list[int] = []
+        poison = Batch("test", [Reading("yulin-1/reduction/furnace-01/zone\x00-1",
+                                        "zone_temp_c", 1220.0, T0, origin="test")],
+                       on_durable=lambda: acknowledged.append(-1))
+        try:
+            await pipeline.submit(batch(1, acknowledged))
+            await pipeline.submit(poison)
+            await pipeline.submit(batch(2, acknowledged))
+            assert await _eventually(lambda: len(acknowledged) == 3)
+        finally:
+            await pipeline.close()
+            await asyncio.wait_for(running, 10)
+            spool.close()
+    from tests.store.test_writer import rows
+
+    assert await rows(db_url, "select count(*) from samples") == [(200,)]
+    [(origin, reason)] = await rows(db_url, "select origin, reason from dead_letters")
+    assert origin == "pipeline:test"
+    assert reason.startswith("the database refused this batch: ")
+    assert pipeline.stats.db_up and spool.batches == 0

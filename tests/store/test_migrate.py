@@ -50,10 +50,11 @@ def test_migrate_creates_hypertables_and_rollups_then_does_nothing(empty_databas
 
 async def test_status_reports_edition_and_pending(empty_database: str) -> None:
     pending = await status(empty_database)
-    assert [m.name for m in pending.pending] == ["core", "events_kpis_alerts", "rollups"]
+    assert [m.name for m in pending.pending] == ["core", "events_kpis_alerts", "rollups",
+                                                  "idempotent_side_tables"]
     assert await migrate(empty_database)
     done = await status(empty_database)
-    assert not done.pending and len(done.applied) == 3
+    assert not done.pending and len(done.applied) == 4
     assert done.license in ("apache", "timescale")
     assert await migrate(empty_database) == []
 

@@ -176,3 +176,20 @@ async def test_packed_binary_copy_round_trips_every_null_combination(
                         "order by time")
     assert stored == [(r.time, r.value, int(r.quality), r.status_code, r.server_time)
                       for r in readings]
+
+
+async def test_a_replayed_batch_leaves_no_second_dead_letter_or_conflict(
+        store_settings: StoreSettings) -> None:
+    """A spool drain after a commit that timed out, an MQTT redelivery: the side tables are
+    as idempotent as samples."""
+    from collector.contracts import DeadLetter
+
+    letter = DeadLetter("mqtt:test", "payload is not JSON", b"\xff\x00", {"topic": "x\x00y"})
+    async with StoreWriter(store_settings) as writer:
+        await writer.put([vacuum(0, 12.0)])
+        for _ in range(2):
+            await writer.write([vacuum(0, 99.0), vacuum(1, math.nan)], (), [letter])
+    url = store_settings.database_url
+    assert await rows(url, "select count(*) from sample_conflicts") == [(1,)]
+    assert await rows(url, "select reason from dead_letters order by reason") == [
+        ("payload is not JSON",), ("value is NaN with Good status",)]

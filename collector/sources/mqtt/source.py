@@ -1,19 +1,21 @@
 """The MQTT source: one broker, QoS 1, a persistent session, and acknowledgement only after
 the data is durable.
 
-paho runs its network loop in its own thread and reconnects by itself (one reconnect loop,
-capped back-off). A message is decoded in that thread and submitted to the pipeline, waiting
-while the pipeline's queue is full — paho then stops reading and the broker holds the rest
-(back-pressure without loss). paho's automatic acknowledgement is off: the pipeline calls the
-batch's `on_durable` once the message's readings are in the database or the spool, and only
-then is the PUBACK sent. A message received but not yet durable when the collector dies is
-delivered again by the broker (clean start off, session expiry > 0); the store's idempotent
-writes make the second delivery harmless.
+One thread of ours runs paho's network loop, reconnects (capped, jittered back-off) and is the
+only thread that touches the paho client — paho is not safe for a PUBACK queued from another
+thread while it reconnects. A message is decoded in that thread and submitted to the pipeline,
+waiting while the pipeline's queue is full — paho then stops reading and the broker holds the
+rest (back-pressure without loss). paho's automatic acknowledgement is off: the pipeline
+calls the batch's `on_durable` once the message's readings are in the database or the spool;
+that queues the PUBACK, which the network thread sends. A message received but not yet durable
+when the collector dies is delivered again by the broker (clean start off, session expiry > 0);
+the store's idempotent writes make the second delivery harmless.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import threading
@@ -32,6 +34,7 @@ from collector.contracts import Plant
 from collector.contracts.plant import MqttSource
 from collector.pipeline.batch import Batch
 from collector.security.mqtt import MqttConnection
+from collector.sources.backoff import Backoff
 from collector.sources.health import SourceHealth
 from collector.sources.mqtt.decoders import decode
 from collector.sources.mqtt.settings import MqttSettings
@@ -58,24 +61,23 @@ class MqttCollectorSource:
         self.client: mqtt.Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accepting = threading.Event()
+        self._stopping = threading.Event()
+        self._acks: collections.deque[tuple[int, int]] = collections.deque()  # (mid, qos)
+        self._thread: threading.Thread | None = None
         self.messages = 0
         self.stamped_on_receipt = 0
 
     async def run(self) -> None:
         """Until cancelled. Connection problems are reported in `health`, never raised."""
         self._loop = asyncio.get_running_loop()
-        self.client = client = self._make_client()
+        self.client = self._make_client()
         self._accepting.set()
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = self.settings.session_expiry_s
-        properties.ReceiveMaximum = self.settings.receive_maximum
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._network, args=(self.client,), daemon=True,
+                                        name=f"mqtt-{self.source.id}")
+        self._thread.start()
         try:
-            # connect_async: paho's loop keeps retrying an unreachable broker by itself
-            client.connect_async(self.connection.host, self.connection.port,
-                                 keepalive=self.settings.keepalive_s, clean_start=False,
-                                 properties=properties)
-            client.loop_start()
-            await asyncio.Event().wait()  # the paho thread does the work
+            await asyncio.Event().wait()  # the network thread does the work
         finally:
             await self.stop()
 
@@ -84,17 +86,60 @@ class MqttCollectorSource:
         self._accepting.clear()
 
     async def stop(self) -> None:
-        """Stop taking messages; those not acknowledged yet come again next session."""
+        """Stop taking messages, send the acknowledgements queued so far and leave the broker
+        with a normal DISCONNECT (the session stays); what was not acknowledged comes again."""
         self._accepting.clear()
-        client, self.client = self.client, None
-        if client is not None:
-            await asyncio.to_thread(_disconnect, client)
+        self._stopping.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            await asyncio.to_thread(thread.join, 30)
+        self.client = None
+
+    # --- the network thread: the only one that touches paho ----------------------------------
+    def _network(self, client: mqtt.Client) -> None:
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = self.settings.session_expiry_s
+        properties.ReceiveMaximum = self.settings.receive_maximum
+        backoff = Backoff(1.0, self.settings.reconnect_max_delay_s)
+        connected = False
+        while not self._stopping.is_set():
+            if not connected:
+                try:
+                    client.connect(self.connection.host, self.connection.port,
+                                   keepalive=self.settings.keepalive_s, clean_start=False,
+                                   properties=properties)
+                    connected = True
+                except (OSError, ValueError) as exc:  # refused, unreachable, TLS failure
+                    self.health.went_down(f"cannot connect to the broker at "
+                                          f"{self.connection.address}: {exc}")
+                    log.warning("MQTT source %s: %s", self.source.id, self.health.last_error)
+                    self._stopping.wait(backoff.next_delay())
+                    continue
+            rc = client.loop(timeout=0.05)
+            self._send_acks(client)
+            if rc == mqtt.MQTT_ERR_SUCCESS:
+                if self.health.up:
+                    backoff.reset()
+            else:
+                connected = False  # on_disconnect said why; try again after a pause
+                self._stopping.wait(backoff.next_delay())
+        if connected:
+            self._send_acks(client)
+            client.disconnect()  # normal DISCONNECT: the session and its queue stay
+            client.loop(timeout=0.5)
+
+    def _send_acks(self, client: mqtt.Client) -> None:
+        acks = self._acks
+        while acks:
+            mid, qos = acks.popleft()
+            # not connected: the PUBACK is lost with the connection, and the broker sends
+            # the message again — a duplicate the store absorbs, never a loss
+            client.ack(mid, qos)
 
     def _make_client(self) -> mqtt.Client:
         s = self.settings
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id,
                              protocol=mqtt.MQTTv5, manual_ack=True)
-        client.reconnect_delay_set(1, s.reconnect_max_delay_s)
         if self.connection.username:
             client.username_pw_set(self.connection.username, self.connection.password)
         if self.connection.tls:
@@ -105,7 +150,7 @@ class MqttCollectorSource:
         client.on_message = self._on_message
         return client
 
-    # --- paho's thread ----------------------------------------------------------------------
+    # --- paho's callbacks, in the network thread ---------------------------------------------
     def _on_connect(self, client: mqtt.Client, _u: object, flags: ConnectFlags,
                     reason: ReasonCode, _p: Properties | None) -> None:
         if reason.is_failure:
@@ -142,8 +187,8 @@ class MqttCollectorSource:
                          self.origin)
         mid, qos = msg.mid, msg.qos
 
-        def acknowledge() -> None:
-            client.ack(mid, qos)
+        def acknowledge() -> None:  # in the pipeline's task: queue it for the network thread
+            self._acks.append((mid, qos))
 
         batch = Batch(self.source.id, decoded.readings, decoded.events, decoded.dead_letters,
                       received.timestamp(), on_durable=acknowledge if qos else None)
@@ -158,8 +203,3 @@ class MqttCollectorSource:
         with contextlib.suppress(FutureCancelled, RuntimeError):
             future.result()
 
-
-def _disconnect(client: mqtt.Client) -> None:
-    # a normal DISCONNECT keeps the session (and its queued messages) on the broker
-    client.disconnect()
-    client.loop_stop()

@@ -32,6 +32,7 @@ from collector.sources.health import SourceHealth
 from collector.sources.opcua import history
 from collector.sources.opcua.addresses import AddressError, resolve
 from collector.sources.opcua.bulk_subscription import BulkSubscription
+from collector.sources.opcua.gaps import GapTracker
 from collector.sources.opcua.pki import (
     Pki,
     UntrustedServerCertificate,
@@ -43,8 +44,6 @@ from collector.sources.opcua.values import to_reading
 
 log = logging.getLogger(__name__)
 HEARTBEAT_NODE = ua.NodeId(ua.ObjectIds.Server_ServerStatus_CurrentTime)
-# the OperationLimits a server may publish (OPC UA Part 5, 6.3.11)
-MAX_ITEMS_PER_CALL = ua.NodeId(ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall)  # noqa: E501
 # (asset, signal) → time of the newest value stored, for backfill after a restart
 ResumePoints = Callable[[Sequence[tuple[str, str]]], Awaitable[dict[tuple[str, str], datetime]]]
 
@@ -77,9 +76,9 @@ class OpcUaCollectorSource:
         self.bindings = [b for b in plant.bindings() if b.source == source.id]
         self.health = SourceHealth(source.id, "opcua", self.endpoint)
         self.pki = Pki(self.settings.pki_dir)
-        # newest source time handed to the pipeline, per binding: where backfill starts
-        self._last_seen: dict[tuple[str, str], datetime] = {}
+        self.gaps = GapTracker()  # where each node's data is complete: backfills start there
         self._targets: dict[int, _Target] = {}
+        self._catch_up: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()
         self._heartbeat_handle = 0
         self.sessions_opened = 0
@@ -89,11 +88,10 @@ class OpcUaCollectorSource:
     async def run(self) -> None:
         """Until cancelled: connect, collect, and reconnect whenever the session is lost."""
         backoff = Backoff(1.0, self.settings.reconnect_max_delay_s)
-        first = True
         while True:
             started = time.monotonic()
             try:
-                await self._session(first)
+                await self._session()
             except asyncio.CancelledError:
                 raise
             except UntrustedServerCertificate as exc:
@@ -103,7 +101,6 @@ class OpcUaCollectorSource:
             except Exception as exc:  # a bug, not a plant fault: keep running, but say so
                 log.exception("OPC UA source %s failed unexpectedly", self.source.id)
                 self._down(_describe(exc))
-            first = False
             if time.monotonic() - started > 60:
                 backoff.reset()
             await asyncio.sleep(backoff.next_delay())
@@ -115,22 +112,31 @@ class OpcUaCollectorSource:
             log.warning("OPC UA source %s (%s) is down: %s", self.source.id, self.endpoint,
                         error)
 
-    async def _session(self, first: bool) -> None:
+    async def _session(self) -> None:
         client = await self._client()
         self._lost.clear()
+        opened = False
         try:
             await client.connect()
+            opened = True
             self.sessions_opened += 1
             namespaces = await client.get_namespace_array()
             self._resolve(namespaces)
+            # where the gap starts is fixed before the subscription delivers anything newer
+            starts = await self._gap_starts()
+            self.gaps.session_started()
             subscription = await self._subscribe(client)
             self.health.went_up()
             log.info("OPC UA source %s connected to %s: %d monitored items", self.source.id,
                      self.endpoint, len(self._targets))
-            await self._backfill(client, first)
-            await self._watch(subscription)
+            if await self._backfill(client, starts):
+                self.gaps.backfilled()
+            await self._watch(client, subscription)
         finally:
-            await self._close(client)
+            if self._catch_up is not None:
+                self._catch_up.cancel()
+            if opened:
+                await self._close(client)
 
     async def _client(self) -> Client:
         s = self.settings
@@ -188,7 +194,8 @@ class OpcUaCollectorSource:
         subscription = BulkSubscription(client.uaclient.session, params, self._on_items,
                                         self._on_status)
         await subscription.init()
-        per_call = min(s.max_items_per_call, await _server_limit(client, MAX_ITEMS_PER_CALL))
+        limit = ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall
+        per_call = min(s.max_items_per_call, await history.server_limit(client, limit))
         requests = [self._item(handle, t) for handle, t in self._targets.items()]
         requests.append(_request(self._heartbeat_handle, HEARTBEAT_NODE, 1000.0, 1, None))
         refused: list[DeadLetter] = []
@@ -230,7 +237,6 @@ class OpcUaCollectorSource:
         """In the client's event loop, once per publish response: never blocks."""
         received = datetime.now(UTC)
         batch = Batch(self.source.id, received_at=received.timestamp())
-        last_seen = self._last_seen
         for item in items:
             target = self._targets.get(item.ClientHandle)
             if target is None:
@@ -238,12 +244,12 @@ class OpcUaCollectorSource:
             out = to_reading(target.binding, item.Value, target.origin, received)
             if isinstance(out, Reading):
                 batch.readings.append(out)
-                key = (out.asset, out.signal)
-                if key not in last_seen or out.time > last_seen[key]:
-                    last_seen[key] = out.time
             else:
                 batch.dead_letters.append(out)
         if len(batch):
+            readings = batch.readings
+            self.gaps.seen(readings)
+            batch.on_dropped = lambda: self.gaps.dropped(readings)
             self.health.readings += len(batch.readings)
             self.health.dead_letters += len(batch.dead_letters)
             self.health.last_value_at = received.timestamp()
@@ -255,9 +261,11 @@ class OpcUaCollectorSource:
         if status.Status.is_bad():
             self._lost.set()
 
-    async def _watch(self, subscription: BulkSubscription) -> None:
+    async def _watch(self, client: Client, subscription: BulkSubscription) -> None:
         limit = self.settings.heartbeat_timeout_s
         while True:
+            if self.gaps.holes and (self._catch_up is None or self._catch_up.done()):
+                self._catch_up = asyncio.create_task(self._fill_holes(client))
             try:
                 await asyncio.wait_for(self._lost.wait(), timeout=1.0)
                 raise SessionLost("the server closed the connection or the subscription")
@@ -268,47 +276,69 @@ class OpcUaCollectorSource:
                 raise SessionLost(f"no data or keep-alive from the server for {silent:.0f} s")
 
     # --- history ----------------------------------------------------------------------------
-    async def _backfill(self, client: Client, first: bool) -> None:
-        """Read what the server recorded while we were away: per historised node, from its last
-        value we have to its current value (the subscription delivers what comes after)."""
-        if self.settings.backfill_max_s <= 0 or not self._targets:
-            return
-        since = dict(self._last_seen)
-        if first and self.resume is not None:
+    async def _gap_starts(self) -> dict[tuple[str, str], datetime]:
+        """Where this session's backfill starts, per key. After a restart: the newest sample
+        in the store (asked once; if the store is down, the next session asks again)."""
+        if self.gaps.resume_from is None and self.resume is not None:
+            keys = [(t.binding.asset, t.binding.signal) for t in self._targets.values()]
             try:
-                stored = await self.resume([(t.binding.asset, t.binding.signal)
-                                            for t in self._targets.values()])
+                self.gaps.load(await self.resume(keys))
             except Exception as exc:  # the database may be down: fall back, never stop
                 log.warning("OPC UA source %s: no resume points from the database (%s); "
                             "backfilling %.0f s", self.source.id, exc,
                             self.settings.backfill_unknown_s)
-                stored = {}
-            for key, when in stored.items():
-                since[key] = max(since.get(key, when), when)
-        nodes = {h: t.node_id for h, t in self._targets.items()}
-        # Windows are measured on the node's own clock (its current source time), not ours:
-        # a PLC's clock may be off, and a simulated plant runs on simulated time.
-        current = await history.current_source_times(client, nodes)
-        max_gap = timedelta(seconds=self.settings.backfill_max_s)
-        unknown = timedelta(seconds=self.settings.backfill_unknown_s)
-        starts: dict[int, datetime] = {}
-        for handle, target in self._targets.items():
-            now = current.get(handle)
-            if now is None:
-                continue
-            key = (target.binding.asset, target.binding.signal)
-            start = max(now - max_gap, since.get(key, now - unknown))
-            if start < now:
-                starts[handle] = start
-        if not starts:
-            return
-        end = max(current[h] for h in starts)
-        recovered = await history.backfill(client, {h: nodes[h] for h in starts}, starts, end,
-                                           self._history_batch)
+        return self.gaps.starts()
+
+    async def _backfill(self, client: Client, since: dict[tuple[str, str], datetime],
+                        handles: set[int] | None = None) -> bool:
+        """Read what the server recorded while we were away: per historised node, from the
+        start of its gap to its current value (the subscription delivers what comes after).
+        False if it failed — the session goes on; the next one tries again from there."""
+        if self.settings.backfill_max_s <= 0 or not self._targets:
+            return True
+        targets = {h: t for h, t in self._targets.items() if handles is None or h in handles}
+        nodes = {h: t.node_id for h, t in targets.items()}
+        try:
+            limits = await history.Limits.of(client)
+            # windows on the node's own clock (its current source time), not ours: a PLC's
+            # clock may be off, and a simulated plant runs on simulated time
+            current = await history.current_source_times(client, nodes, limits)
+            max_gap = timedelta(seconds=self.settings.backfill_max_s)
+            unknown = timedelta(seconds=self.settings.backfill_unknown_s)
+            starts: dict[int, datetime] = {}
+            for handle, target in targets.items():
+                now = current.get(handle)
+                if now is None:
+                    continue
+                start = max(now - max_gap, since.get((target.binding.asset,
+                                                      target.binding.signal), now - unknown))
+                if start < now:
+                    starts[handle] = start
+            if not starts:
+                return True
+            end = max(current[h] for h in starts)
+            recovered = await history.backfill(client, {h: nodes[h] for h in starts}, starts,
+                                               end, self._history_batch, limits)
+        except (OSError, TimeoutError, ua.UaError, ConnectionError) as exc:
+            log.warning("OPC UA source %s: backfill failed (%s); the next session tries again",
+                        self.source.id, _describe(exc))
+            return False
         if recovered:
             self.health.backfilled += recovered
             log.info("OPC UA source %s: backfilled %d values from the server's history",
                      self.source.id, recovered)
+        return True
+
+    async def _fill_holes(self, client: Client) -> None:
+        """Values the pipeline had to drop: read them again from the server's history."""
+        holes = dict(self.gaps.holes)
+        keys = {(t.binding.asset, t.binding.signal): h for h, t in self._targets.items()}
+        handles = {keys[key] for key in holes if key in keys}
+        # a microsecond before the first dropped value: backfill reads after its start
+        since = {key: when - timedelta(microseconds=1) for key, when in holes.items()}
+        await asyncio.sleep(self.settings.heartbeat_timeout_s)  # let the pipeline breathe
+        if await self._backfill(client, since, handles):
+            self.gaps.filled(holes)
 
     async def _history_batch(self, handle: int, values: list[ua.DataValue]) -> int:
         target = self._targets[handle]
@@ -338,15 +368,6 @@ def _request(handle: int, node_id: ua.NodeId, sampling_ms: float, queue_size: in
     return ua.MonitoredItemCreateRequest(
         ItemToMonitor=ua.ReadValueId(NodeId=node_id, AttributeId=ua.AttributeIds.Value),
         MonitoringMode=ua.MonitoringMode.Reporting, RequestedParameters=parameters)
-
-
-async def _server_limit(client: Client, node_id: ua.NodeId) -> int:
-    """An operation limit the server publishes; 0 or absent means no limit."""
-    try:
-        value = await client.get_node(node_id).read_value()
-    except (ua.UaError, TimeoutError):
-        return 1 << 30
-    return int(value) or 1 << 30
 
 
 def _describe(exc: BaseException) -> str:
