@@ -13,8 +13,8 @@ from collector.sources.opcua.source import OpcUaCollectorSource
 from simulators.opcua import OpcUaChaos, OpcUaSecurity
 from simulators.runner import RunOptions, ScenarioRun
 from tests.collector.conftest import (
-    count_diff,
     collector_options,
+    count_diff,
     expected_rows,
     ports_for,
     stored_counts,
