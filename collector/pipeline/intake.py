@@ -42,6 +42,19 @@ class Intake:
             await self._room.wait()
         self._put(batch)
 
+    async def room(self, timeout_s: float) -> bool:
+        """Wait (at most `timeout_s`) until the queue is below its soft limit; False if not.
+        How an OPC UA source that must not block still slows down: it delays its next
+        Publish request, and the server holds the values in its queues meanwhile."""
+        if self._readings < self.max_readings:
+            return True
+        self._room.clear()
+        try:
+            await asyncio.wait_for(self._room.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
     def offer(self, batch: Batch) -> bool:
         if self._readings and self._readings + len(batch) > self.hard_limit:
             self.dropped_readings += len(batch.readings)

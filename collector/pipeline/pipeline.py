@@ -90,6 +90,10 @@ class Pipeline:
         self.stats.readings_in += len(batch.readings)
         await self.intake.submit(batch)
 
+    async def room(self, timeout_s: float) -> bool:
+        """Wait until the queue has room (at most `timeout_s`)."""
+        return await self.intake.room(timeout_s)
+
     def offer(self, batch: Batch) -> None:
         """Queue a batch without waiting (OPC UA data-change handlers)."""
         self.stats.readings_in += len(batch.readings)

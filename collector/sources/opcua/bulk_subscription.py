@@ -1,4 +1,4 @@
-"""A subscription that hands over each publish response in one piece.
+"""A subscription that hands over each publish response in one piece, and paces the next one.
 
 asyncua's handler mode creates one asyncio task per notification; at ten thousand items that
 is most of the client's time. This subclass takes the DataChangeNotification of a publish
@@ -9,13 +9,14 @@ publish loop (the function must not block either).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from asyncua import ua
 from asyncua.common.subscription import Subscription
 
 Items = Callable[[list[ua.MonitoredItemNotification]], None]
 Status = Callable[[ua.StatusChangeNotification], None]
+Pace = Callable[[], Awaitable[object]]
 
 
 class _NoHandler:
@@ -24,9 +25,9 @@ class _NoHandler:
 
 class BulkSubscription(Subscription):  # type: ignore[misc]  # asyncua is untyped here
     def __init__(self, session: object, params: ua.CreateSubscriptionParameters,
-                 on_items: Items, on_status: Status) -> None:
+                 on_items: Items, on_status: Status, pace: Pace | None = None) -> None:
         super().__init__(session, params, _NoHandler())
-        self.on_items, self.on_status = on_items, on_status
+        self.on_items, self.on_status, self.pace = on_items, on_status, pace
         self.last_message_at = time.monotonic()  # any publish response, keep-alives included
 
     async def publish_callback(self, publish_result: ua.PublishResult) -> None:
@@ -41,3 +42,7 @@ class BulkSubscription(Subscription):  # type: ignore[misc]  # asyncua is untype
                 self.on_items(notification.MonitoredItems)
             elif isinstance(notification, ua.StatusChangeNotification):
                 self.on_status(notification)
+        if self.pace is not None:
+            # asyncua sends the next Publish request once this returns: waiting here for the
+            # collector's queue to have room lets the server hold the values meanwhile
+            await self.pace()

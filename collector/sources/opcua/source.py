@@ -53,6 +53,8 @@ class Sink(Protocol):
 
     async def submit(self, batch: Batch) -> None: ...
 
+    async def room(self, timeout_s: float) -> bool: ...
+
 
 class SessionLost(ConnectionError):
     pass
@@ -191,8 +193,10 @@ class OpcUaCollectorSource:
             RequestedPublishingInterval=src.publishing_interval_ms,
             RequestedLifetimeCount=keepalive * 4, RequestedMaxKeepAliveCount=keepalive,
             MaxNotificationsPerPublish=10_000, PublishingEnabled=True, Priority=0)
+        # wait for room at most a third of the heartbeat: keep-alives must keep coming
+        pace_s = s.heartbeat_timeout_s / 3
         subscription = BulkSubscription(client.uaclient.session, params, self._on_items,
-                                        self._on_status)
+                                        self._on_status, lambda: self.sink.room(pace_s))
         await subscription.init()
         limit = ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall
         per_call = min(s.max_items_per_call, await history.server_limit(client, limit))
